@@ -1,0 +1,43 @@
+"""ViTPose / ViTPose+ model classes in the transformers layout (`vitpose_plus.modeling`).
+
+This folder is self-contained (torch, transformers, the standard library and its own files) so that
+`save_pretrained` can copy it into a Hub folder for `trust_remote_code` loading.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation
+
+from .configuration_vitpose_plus import LAYER_DECAY_RATES, PRESETS, VitPosePlusConfig
+from .dataset_specs import (
+    VITPOSE_PLUS_DATASETS,
+    KeypointDatasetSpec,
+    builtin_dataset_names,
+    get_dataset_spec,
+    load_dataset_spec_file,
+)
+from .modeling_vitpose_plus import (
+    VitPosePlusForPoseEstimation,
+    VitPosePlusModel,
+    VitPosePlusModelOutput,
+    VitPosePlusPoseEstimatorOutput,
+    VitPosePlusPreTrainedModel,
+)
+
+AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
+AutoModel.register(VitPosePlusConfig, VitPosePlusModel, exist_ok=True)
+AutoModelForPoseEstimation.register(VitPosePlusConfig, VitPosePlusForPoseEstimation, exist_ok=True)
+
+__all__ = [
+    "LAYER_DECAY_RATES",
+    "PRESETS",
+    "VITPOSE_PLUS_DATASETS",
+    "KeypointDatasetSpec",
+    "VitPosePlusConfig",
+    "VitPosePlusForPoseEstimation",
+    "VitPosePlusModel",
+    "VitPosePlusModelOutput",
+    "VitPosePlusPoseEstimatorOutput",
+    "VitPosePlusPreTrainedModel",
+    "builtin_dataset_names",
+    "get_dataset_spec",
+    "load_dataset_spec_file",
+]
