@@ -25,6 +25,10 @@ from .modeling_vitpose_plus import (
 AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
 AutoModel.register(VitPosePlusConfig, VitPosePlusModel, exist_ok=True)
 AutoModelForPoseEstimation.register(VitPosePlusConfig, VitPosePlusForPoseEstimation, exist_ok=True)
+# `save_pretrained` then copies the modeling files and writes `auto_map` for trust_remote_code loading.
+VitPosePlusConfig.register_for_auto_class()
+VitPosePlusModel.register_for_auto_class("AutoModel")
+VitPosePlusForPoseEstimation.register_for_auto_class("AutoModelForPoseEstimation")
 
 __all__ = [
     "LAYER_DECAY_RATES",

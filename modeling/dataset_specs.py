@@ -102,7 +102,9 @@ class KeypointDatasetSpec:
         for field_name in ("flip_pairs", "skeleton"):
             for pair in getattr(self, field_name):
                 if len(pair) != 2 or not all(0 <= v < k for v in pair):
-                    raise ValueError(f"{where}: '{field_name}' entry {list(pair)} is not a pair of indices in [0, {k}).")
+                    raise ValueError(
+                        f"{where}: '{field_name}' entry {list(pair)} is not a pair of indices in [0, {k})."
+                    )
         seen: set[int] = set()
         for a, b in self.flip_pairs:
             if a == b or a in seen or b in seen:

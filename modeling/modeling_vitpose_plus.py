@@ -209,7 +209,10 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(q k^T * scaling) v. Inputs `(batch, heads, tokens, head_dim)`; output `(batch, tokens, heads, head_dim)`."""
+    """softmax(q k^T * scaling) v.
+
+    Inputs `(batch, heads, tokens, head_dim)`; output `(batch, tokens, heads, head_dim)` and the probabilities.
+    """
     attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         attn_weights = attn_weights + attention_mask
@@ -436,6 +439,23 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = False
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """Save as a Hub-ready folder. The config's `auto_map` names every auto class of this model (config, backbone,
+        pose model), so that the folder loads with `trust_remote_code=True` in a process that never imported
+        `vitpose_plus`; the modeling code files are copied next to the weights."""
+        module = type(self).__module__.rsplit(".", 1)[-1]
+        config_module = type(self.config).__module__.rsplit(".", 1)[-1]
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.update(
+            {
+                "AutoConfig": f"{config_module}.{type(self.config).__name__}",
+                "AutoModel": f"{module}.VitPosePlusModel",
+                "AutoModelForPoseEstimation": f"{module}.VitPosePlusForPoseEstimation",
+            }
+        )
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # Backbone: ViT/MAE conventions. Heads: the original mmpose init (normal, std 0.001, for every conv).
@@ -516,10 +536,13 @@ def _layer_id(name: str, num_layers: int) -> int:
 class VitPosePlusModel(VitPosePlusPreTrainedModel):
     """The ViTPose / ViTPose+ backbone: pixels `(B, 3, H, W)` -> feature map `(B, D, H/16, W/16)`."""
 
+    # Loading a pose-model folder into the bare backbone drops the heads on purpose.
+    _keys_to_ignore_on_load_unexpected = [r"^heads\."]
+
     def __init__(self, config: VitPosePlusConfig):
         super().__init__(config)
         self.embeddings = VitPosePlusEmbeddings(config)
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers, device="cpu").tolist()
         global_blocks = set(config.global_attention_indexes)
         self.layers = nn.ModuleList(
             [
@@ -573,7 +596,8 @@ class VitPosePlusModel(VitPosePlusPreTrainedModel):
         hidden_states, grid = self.embeddings(pixel_values, interpolate_pos_encoding)
         routing = None
         if self.config.num_experts > 1:
-            dataset_index = resolve_dataset_index(self.config, dataset_index, hidden_states.shape[0], pixel_values.device)
+            batch_size = hidden_states.shape[0]
+            dataset_index = resolve_dataset_index(self.config, dataset_index, batch_size, pixel_values.device)
             routing = ExpertRouting.build(
                 self.expert_index_for(dataset_index), dataset_index, self.config.num_datasets
             )
