@@ -55,7 +55,7 @@ class VitPosePlusImageProcessorKwargs(ImagesKwargs, total=False):
     crop_backend: str | None
 
 
-def _to_rgb_array(image: Any, index: int) -> np.ndarray:
+def to_rgb_array(image: Any, index: int) -> np.ndarray:
     """One image (PIL, `(H, W[, C])` / `(C, H, W)` numpy or torch) to an `(H, W, 3)` RGB array.
 
     Grayscale is repeated to 3 channels, alpha is dropped, 16-bit integers are scaled to 0-255 (`/ 257`). uint8 stays
@@ -250,7 +250,7 @@ class VitPosePlusImageProcessor(BaseImageProcessor):
         image_list = [images] if single else list(images)
         if single and boxes is not None and len(boxes) > 0 and np.asarray(boxes[0], dtype=object).ndim == 1:
             boxes = [boxes]  # a single image with a plain list of boxes
-        arrays = [_to_rgb_array(image, i) for i, image in enumerate(image_list)]
+        arrays = [to_rgb_array(image, i) for i, image in enumerate(image_list)]
         width, height = self.input_size
         if do_affine_transform:
             spec = _resolve_dataset(self.dataset if dataset is None else dataset)
@@ -371,4 +371,4 @@ AutoImageProcessor.register(
     VitPosePlusConfig, image_processor_classes={"pil": VitPosePlusImageProcessor}, exist_ok=True
 )
 
-__all__ = ["VitPosePlusImageProcessor"]
+__all__ = ["VitPosePlusImageProcessor", "to_rgb_array"]
