@@ -1,0 +1,263 @@
+"""Loading, synthetic data, training transforms and bad input."""
+
+import copy
+import json
+import logging
+import os
+
+import cv2
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from vitpose_plus.modeling.dataset_specs import get_dataset_spec
+from vitpose_plus.modeling.keypoint_codecs import box_to_center_scale
+from vitpose_plus.training.datasets import decode_image, load_keypoint_dataset
+from vitpose_plus.training.synthetic import SYNTHETIC_HAND_SPEC, make_synthetic_dataset
+from vitpose_plus.training.transforms import TopDownTransform
+
+
+@pytest.fixture(scope="module")
+def coco_synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth_coco")
+    return make_synthetic_dataset("coco", 6, seed=3, out_dir=out), str(out)
+
+
+def _ap_of_ground_truth(ann_path, spec):
+    gt = COCO(ann_path)
+    results = [
+        {"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+        for a in gt.dataset["annotations"] if a["num_keypoints"] > 0
+    ]
+    dt = gt.loadRes(results)
+    ev = COCOeval(gt, dt, "keypoints")
+    ev.params.kpt_oks_sigmas = np.array(spec.sigmas)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return ev.stats[0]
+
+
+@pytest.mark.parametrize("spec", ["coco", "ap10k", SYNTHETIC_HAND_SPEC])
+def test_synthetic_ground_truth_scores_ap_1(tmp_path, spec):
+    path = make_synthetic_dataset(spec, 5, seed=0, out_dir=tmp_path)
+    spec = get_dataset_spec(spec)
+    assert _ap_of_ground_truth(path, spec) == pytest.approx(1.0)
+    data = json.load(open(path))
+    vis = np.array([a["keypoints"][2::3] for a in data["annotations"]])
+    assert set(np.unique(vis)) <= {0, 1, 2} and (vis == 2).any()
+    for a in data["annotations"]:  # truncated keypoints are (0, 0, 0)
+        kp = np.array(a["keypoints"]).reshape(-1, 3)
+        assert (kp[kp[:, 2] == 0, :2] == 0).all()
+        assert ((kp[kp[:, 2] > 0, :2] >= 0) & (kp[kp[:, 2] > 0, :2] <= 255)).all()
+
+
+def test_synthetic_is_deterministic_and_varied(tmp_path):
+    a = make_synthetic_dataset("coco", 4, seed=7, out_dir=tmp_path / "a")
+    b = make_synthetic_dataset("coco", 4, seed=7, out_dir=tmp_path / "b")
+    c = make_synthetic_dataset("coco", 4, seed=8, out_dir=tmp_path / "c")
+    assert open(a).read() == open(b).read() != open(c).read()
+    img_a = open(tmp_path / "a" / "images" / "000001.jpg", "rb").read()
+    assert img_a == open(tmp_path / "b" / "images" / "000001.jpg", "rb").read()
+    data = json.load(open(a))
+    sizes = [ann["bbox"][3] for ann in data["annotations"]]
+    assert len(data["images"]) == 4 and max(sizes) > 1.3 * min(sizes)
+
+
+def test_load_synthetic_into_datasets(coco_synth, tmp_path):
+    ann, root = coco_synth
+    ds, stats = load_keypoint_dataset(ann, root, "coco", return_stats=True)
+    data = json.load(open(ann))
+    kept = [a for a in data["annotations"] if a["num_keypoints"] > 0]
+    assert len(ds) == stats.num_instances == len(kept)
+    assert stats.num_instances + stats.num_skipped == stats.num_annotations
+    row = ds[0]
+    assert set(row) == {"image", "image_id", "annotation_id", "bbox", "keypoints", "area", "dataset"}
+    assert np.asarray(row["keypoints"]).shape == (17, 3) and row["dataset"] == "coco"
+    assert row["image"].size == (256, 256)
+    ds.save_to_disk(str(tmp_path / "saved"))
+    from datasets import load_from_disk
+
+    again = load_from_disk(str(tmp_path / "saved"))
+    assert again[0]["annotation_id"] == row["annotation_id"]
+    np.testing.assert_array_equal(np.asarray(again[0]["image"]), np.asarray(row["image"]))
+
+
+def test_transform_outputs_and_eval_geometry(coco_synth):
+    ann, root = coco_synth
+    ds = load_keypoint_dataset(ann, root, "coco")
+    val = ds.with_transform(TopDownTransform("coco", dataset_index=0, train=False, pad_to=133))
+    s = val[0]
+    assert s["pixel_values"].shape == (3, 256, 192) and s["pixel_values"].dtype == np.float32
+    assert s["labels"].shape == (133, 64, 48) and s["label_weights"].shape == (133,)
+    assert s["label_weights"][17:].sum() == 0 and s["dataset_index"] == 0
+    c, sc = box_to_center_scale(ds[0]["bbox"])
+    np.testing.assert_allclose(s["center"], c, rtol=1e-6)
+    np.testing.assert_allclose(s["scale"], sc, rtol=1e-6)
+    kp = np.asarray(ds[0]["keypoints"])
+    w = s["label_weights"][:17]
+    np.testing.assert_array_equal(w > 0, kp[:, 2] > 0)  # inside the padded box: weight = visibility
+    # ImageNet-normalised: a zero (border) pixel maps to -mean/std
+    assert s["pixel_values"].min() >= -2.2 and s["pixel_values"].max() <= 2.7
+
+
+def test_train_transform_seeded_and_augmenting(coco_synth):
+    ann, root = coco_synth
+    ds = load_keypoint_dataset(ann, root, "coco")
+    rows = ds[:3]
+    t1 = TopDownTransform("coco", train=True, seed=11)
+    t2 = TopDownTransform("coco", train=True, seed=11)
+    a, b = t1(rows), t2(rows)
+    for x, y in zip(a["pixel_values"], b["pixel_values"]):
+        np.testing.assert_array_equal(x, y)
+    many = [TopDownTransform("coco", train=True, seed=i, half_body_prob=0).transform_example(
+        decode_image(rows["image"][0]), rows["bbox"][0], np.asarray(rows["keypoints"][0])) for i in range(30)]
+    rots = np.array([m["rotation"] for m in many])
+    assert (rots == 0).any() and (rots != 0).any() and np.abs(rots).max() <= 80
+    assert any(m["flipped"] for m in many) and not all(m["flipped"] for m in many)
+    ratios = np.array([m["scale"][1] for m in many]) / box_to_center_scale(rows["bbox"][0])[1][1]
+    assert ratios.min() >= 0.5 - 1e-6 and ratios.max() <= 1.5 + 1e-6
+
+
+def test_flip_in_transform_is_consistent(coco_synth):
+    """A flipped sample's target equals the unflipped target of the mirrored image with swapped labels."""
+    ann, root = coco_synth
+    ds = load_keypoint_dataset(ann, root, "coco")
+    row = ds[0]
+    image = decode_image(row["image"])
+    kp = np.asarray(row["keypoints"], dtype=np.float64)
+    spec = get_dataset_spec("coco")
+    t = TopDownTransform(spec, train=True, flip_prob=1.0, half_body_prob=0, scale_factor=0, rotation_prob=0,
+                         center_jitter_prob=0)
+    flipped = t.transform_example(image, row["bbox"], kp, rng=np.random.default_rng(0))
+    plain = TopDownTransform(spec, train=False).transform_example(image, row["bbox"], kp)
+    # mirror the un-flipped crop around its centre (UDP: x -> 191 - x) and swap channels
+    perm = spec.flip_permutation()
+    np.testing.assert_allclose(flipped["labels"], plain["labels"][perm][:, :, ::-1], atol=1e-5)
+    np.testing.assert_allclose(flipped["pixel_values"], plain["pixel_values"][:, :, ::-1], atol=0.05)
+
+
+def test_mpii_format(tmp_path):
+    img = np.full((300, 300, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "a.jpg"), img)
+    joints = [[100.0 + i, 150.0 + i] for i in range(16)]
+    entry = {"image": "a.jpg", "center": [150.0, 140.0], "scale": 1.0, "joints": joints, "joints_vis": [1] * 16}
+    path = tmp_path / "mpii.json"
+    path.write_text(json.dumps([entry]))
+    ds = load_keypoint_dataset(path, tmp_path, "mpii")
+    row = ds[0]
+    np.testing.assert_allclose(row["center"], [149.0, 140.0 + 15 - 1])
+    np.testing.assert_allclose(row["scale"], [1.25, 1.25])
+    np.testing.assert_allclose(np.asarray(row["keypoints"])[0], [99.0, 149.0, 1.0])
+    s = ds.with_transform(TopDownTransform("mpii", train=False))[0]
+    np.testing.assert_allclose(s["center"], [149.0, 154.0])
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _coco(tmp_path, k=17):
+    cv2.imwrite(str(tmp_path / "img.png"), np.zeros((100, 80, 3), np.uint8))
+    kps = [10.0, 20.0, 2] * k
+    return {
+        "images": [{"id": 1, "file_name": "img.png", "width": 80, "height": 100}],
+        "annotations": [{"id": 5, "image_id": 1, "bbox": [5, 5, 40, 60], "keypoints": kps, "num_keypoints": k}],
+    }
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["annotations"][0].pop("image_id"), "annotation id 5 has no 'image_id'"),
+        (lambda d: d["annotations"][0].pop("bbox"), "annotation id 5 has no 'bbox'"),
+        (lambda d: d["annotations"][0].update(keypoints=[1.0] * 50), "'keypoints' has 50 values, expected 51"),
+        (lambda d: d["annotations"][0].update(image_id=9), "refers to image_id 9"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), "'bbox' has 3 values, expected 4"),
+        (lambda d: d["annotations"][0].update(keypoints=["a"] * 51), "must be a list of numbers"),
+        (lambda d: d.pop("images"), "needs a list under 'images'"),
+        (lambda d: d["images"][0].update(file_name="missing.png"), "missing.png"),
+    ],
+)
+def test_malformed_annotations_raise_clear_errors(tmp_path, mutate, message):
+    data = _coco(tmp_path)
+    mutate(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(ValueError, match=message) as info:
+        load_keypoint_dataset(path, tmp_path, "coco")
+    assert str(path) in str(info.value)
+
+
+def test_invalid_json_and_unreadable_image(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_keypoint_dataset(bad, tmp_path, "coco")
+    data = _coco(tmp_path)
+    (tmp_path / "img.png").write_bytes(b"garbage, not a png")
+    with pytest.raises(ValueError, match=r"img.png.*annotation ids 5.*not a readable image"):
+        load_keypoint_dataset(_write(tmp_path, data), tmp_path, "coco")
+    with pytest.raises(ValueError, match="could not be decoded"):
+        decode_image({"path": str(tmp_path / "img.png"), "bytes": None}, "annotation_id 5")
+
+
+def test_skips_are_counted_and_strict_raises(tmp_path, caplog):
+    data = _coco(tmp_path)
+    good = data["annotations"][0]
+    zero_box = dict(copy.deepcopy(good), id=6, bbox=[5, 5, 0, 10])
+    neg_box = dict(copy.deepcopy(good), id=7, bbox=[5, 5, -4, 10])
+    no_kp = dict(copy.deepcopy(good), id=8, keypoints=[0] * 51, num_keypoints=0)
+    no_kp_key = {k: v for k, v in good.items() if k != "keypoints"} | {"id": 9}
+    data["annotations"] += [zero_box, neg_box, no_kp, no_kp_key]
+    path = _write(tmp_path, data)
+    with caplog.at_level(logging.WARNING):
+        ds, stats = load_keypoint_dataset(path, tmp_path, "coco", return_stats=True)
+    assert len(ds) == 1 and stats.skipped_invalid_box == 2 and stats.skipped_without_keypoints == 2
+    assert sorted(stats.skipped_annotation_ids) == [6, 7, 8, 9]
+    assert "skipped 2 without labelled keypoints and 2 with an empty box" in caplog.text
+    with pytest.raises(ValueError, match="annotation id 6: bbox"):
+        load_keypoint_dataset(path, tmp_path, "coco", strict=True)
+
+
+def test_box_is_sanitised_like_the_original(tmp_path):
+    data = _coco(tmp_path)
+    data["annotations"][0]["bbox"] = [-10, 50, 200, 100]
+    ds = load_keypoint_dataset(_write(tmp_path, data), tmp_path, "coco")
+    np.testing.assert_allclose(ds[0]["bbox"], [0, 50, 79, 49])
+
+
+def test_grayscale_rgba_and_16bit_images_become_rgb(tmp_path):
+    gray = np.arange(12 * 10, dtype=np.uint8).reshape(12, 10)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    out = decode_image(str(tmp_path / "g.png"))
+    assert out.shape == (12, 10, 3) and (out[..., 0] == gray).all() and (out[..., 2] == gray).all()
+    rgba = np.zeros((12, 10, 4), np.uint8)
+    rgba[..., 2] = 200  # BGRA: red channel
+    rgba[..., 3] = 7
+    cv2.imwrite(str(tmp_path / "a.png"), rgba)
+    out = decode_image(str(tmp_path / "a.png"))
+    assert out.shape == (12, 10, 3) and (out[..., 0] == 200).all() and (out[..., 1:] == 0).all()
+    g16 = (np.arange(120, dtype=np.uint16).reshape(12, 10) * 500)
+    cv2.imwrite(str(tmp_path / "d.png"), g16)
+    out = decode_image(str(tmp_path / "d.png"))
+    np.testing.assert_array_equal(out[..., 1], np.rint(g16 / 257).astype(np.uint8))
+    from PIL import Image
+
+    pil16 = Image.open(tmp_path / "d.png")
+    np.testing.assert_array_equal(decode_image(pil16)[..., 0], np.rint(g16 / 257).astype(np.uint8))
+    assert decode_image(Image.fromarray(rgba[..., :3])).shape == (12, 10, 3)
+
+
+def test_missing_image_at_decode_names_annotation(tmp_path, coco_synth):
+    ann, root = coco_synth
+    ds = load_keypoint_dataset(ann, root, "coco")
+    from datasets import Image
+
+    raw = ds.cast_column("image", Image(decode=False))
+    rows = raw[:1]
+    rows["image"] = [{"path": os.path.join(root, "nope.jpg"), "bytes": None}]
+    with pytest.raises(ValueError, match=r"nope.jpg.*annotation_id"):
+        TopDownTransform("coco", train=False)(rows)
