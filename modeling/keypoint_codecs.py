@@ -449,16 +449,31 @@ def refine_dark_udp(coords: torch.Tensor, heatmaps: torch.Tensor, kernel_size: i
         `(N, K, 2)` float64 refined coordinates.
     """
     n, k, h, w = heatmaps.shape
-    logs = torch.log(gaussian_blur_heatmaps(heatmaps.to(torch.float64), kernel_size).clamp(0.001, 50.0))
-    padded = F.pad(logs.reshape(n * k, 1, h, w), (1, 1, 1, 1), mode="replicate").reshape(n, k, h + 2, w + 2)
-    flat = padded.reshape(n, k, -1)
     valid = coords[..., 0] >= 0
-    px = coords[..., 0].clamp(min=0).long() + 1
-    py = coords[..., 1].clamp(min=0).long() + 1
-    stride = w + 2
+    px = coords[..., 0].clamp(min=0).long()
+    py = coords[..., 1].clamp(min=0).long()
+    # Only the 3x3 neighbourhood of the argmax is used, so blur just there: for each neighbour (clamped to the map,
+    # i.e. the original's edge padding of the log map) gather its 11x11 window with REFLECT_101 indices.
+    kernel = _gaussian_kernel1d(kernel_size).to(heatmaps.device)
+    r = kernel_size // 2
+    offs = torch.arange(-r, r + 1, device=heatmaps.device)
+    steps = torch.tensor([-1, 0, 1], device=heatmaps.device)
+
+    def window(centre: torch.Tensor, size: int) -> torch.Tensor:  # (N, K) -> (N, K, 3, kernel_size)
+        nb = (centre[..., None] + steps).clamp(0, size - 1)
+        idx = nb[..., None] + offs
+        idx = torch.where(idx < 0, -idx, idx)
+        return torch.where(idx > size - 1, 2 * (size - 1) - idx, idx)
+
+    wx, wy = window(px, w), window(py, h)
+    flat = heatmaps.reshape(n, k, h * w).to(torch.float32)
+    index = (wy[..., :, None, :, None] * w + wx[..., None, :, None, :]).reshape(n, k, -1)  # (N, K, 3*3*ks*ks)
+    patches = flat.gather(-1, index).reshape(n, k, 3, 3, kernel_size, kernel_size).to(torch.float64)
+    blurred = torch.einsum("nkyxab,a,b->nkyx", patches, kernel, kernel)  # (N, K, 3 (y), 3 (x))
+    logs = torch.log(blurred.clamp(0.001, 50.0))
 
     def at(dx: int, dy: int) -> torch.Tensor:
-        return flat.gather(-1, ((py + dy) * stride + px + dx)[..., None])[..., 0]
+        return logs[..., dy + 1, dx + 1]
 
     c = at(0, 0)
     xp, xm, yp, ym = at(1, 0), at(-1, 0), at(0, 1), at(0, -1)
