@@ -323,9 +323,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", required=True, choices=PRESETS, help="architecture to initialise")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--datasets", nargs="+", help="datasets (one head each), default: the preset's")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config field override (VALUE parsed as JSON when it parses), e.g. image_size=[384,288]; repeatable",
+    )
     parser.add_argument("--load-final-norm", action="store_true", help="copy MAE's norm into the final LayerNorm")
     parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size")
     parser.add_argument("--allow-unsafe-pickle", action="store_true", help="fully unpickle (trusted files only)")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["KEY=VALUE", ...]` -> `{KEY: VALUE}`, each VALUE parsed as JSON when it parses, else kept as a string."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--override expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
@@ -333,7 +354,9 @@ def run(args: argparse.Namespace) -> int:
     from .hub_folder import save_hub_folder
     from .model_card import card_info_for_model
 
-    overrides = {"datasets": args.datasets} if args.datasets else {}
+    overrides = parse_overrides(args.override)
+    if args.datasets:
+        overrides["datasets"] = args.datasets
     result = convert_mae_checkpoint(
         args.checkpoint,
         args.preset,

@@ -184,7 +184,7 @@ def test_plus_small_six_heads_part_features_from_weights(plus_small, plus_small_
     assert config.dataset_names == ["coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"]
     assert [config.expert_of(d) for d in range(6)] == list(range(6))
     assert [len(d["keypoint_names"]) for d in config.datasets] == list(PLUS_KEYPOINTS)
-    diffs = verify_against_reference(plus_small.model, plus_small_state, plus_small.head_prefixes)
+    diffs = verify_against_reference(plus_small.model, plus_small_state, plus_small.head_prefixes, batch_size=1)
     assert set(diffs) == set(config.dataset_names) and max(diffs.values()) < 1e-4
 
 
@@ -197,7 +197,7 @@ def test_verification_catches_a_wrong_mapping(plus_small, plus_small_state):
         layer.experts[1].weight.copy_(w2)
         layer.experts[2].weight.copy_(w1)
     with pytest.raises(VerificationError, match="aic"):
-        verify_against_reference(model, plus_small_state, plus_small.head_prefixes)
+        verify_against_reference(model, plus_small_state, plus_small.head_prefixes, batch_size=1)
 
 
 @pytest.mark.parametrize("dataset", ["coco", "aic", "coco_wholebody"])
