@@ -14,6 +14,7 @@ from .dataset_specs import (
     get_dataset_spec,
     load_dataset_spec_file,
 )
+from .image_processing_vitpose_plus import VitPosePlusImageProcessor  # registers AutoImageProcessor
 from .modeling_vitpose_plus import (
     VitPosePlusForPoseEstimation,
     VitPosePlusModel,
@@ -37,6 +38,7 @@ __all__ = [
     "KeypointDatasetSpec",
     "VitPosePlusConfig",
     "VitPosePlusForPoseEstimation",
+    "VitPosePlusImageProcessor",
     "VitPosePlusModel",
     "VitPosePlusModelOutput",
     "VitPosePlusPoseEstimatorOutput",

@@ -204,6 +204,14 @@ class VitPosePlusConfig(PreTrainedConfig):
         return [entry["name"] for entry in self.datasets]
 
     @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(height, width) of the heatmaps for `image_size` inputs (input / 4 for the published models)."""
+        p, pad = self.patch_size, self.patch_padding
+        grid = [(size + 2 * pad - p) // p + 1 for size in self.image_size]
+        factor = 2 ** len(self.deconv_kernels) if self.decoder_type == "classic" else self.upsample_factor
+        return grid[0] * factor, grid[1] * factor
+
+    @property
     def max_num_keypoints(self) -> int:
         return max(len(entry["keypoint_names"]) for entry in self.datasets)
 

@@ -34,18 +34,8 @@ import cv2
 import numpy as np
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 
-_HAND_NAMES = ("wrist",) + tuple(f"{f}{j}" for f in ("thumb", "index", "middle", "ring", "pinky") for j in range(1, 5))
-_HAND_SKELETON = tuple((0 if j == 0 else 1 + 4 * f + j - 1, 1 + 4 * f + j) for f in range(5) for j in range(4))
-SYNTHETIC_HAND_SPEC = KeypointDatasetSpec(
-    name="synthetic_hand",
-    keypoint_names=_HAND_NAMES,
-    skeleton=_HAND_SKELETON,
-    sigmas=(0.05,) + (0.04,) * 20,
-    use_udp=False,
-    use_half_body=False,
-    source_dataset_name="synthetic_hand",
-)
-"""A 21-keypoint hand layout (COCO-WholeBody hand order) for the synthetic hand figures; non-UDP like WholeBody."""
+SYNTHETIC_HAND_SPEC = get_dataset_spec("synthetic_hand")
+_HAND_NAMES = SYNTHETIC_HAND_SPEC.keypoint_names
 
 # Name of each spec keypoint in the human figure model (the figure has a superset of joints).
 _HUMAN_ALIASES = {"upper_neck": "neck", "thorax": "thorax", "pelvis": "pelvis", "head_top": "head_top"}
