@@ -41,9 +41,11 @@ def _save_image_processor(model: VitPosePlusForPoseEstimation, output_dir: str) 
         return False
     processor_class = getattr(module, class_name)
     height, width = model.config.image_size
+    # The processor's default dataset decides the crop geometry (UDP or not): the model's first dataset.
+    dataset = {k: v for k, v in model.config.datasets[0].items() if k != "expert_index"}
     try:
-        processor = processor_class(size={"height": height, "width": width})
-    except TypeError:
+        processor = processor_class(size={"height": height, "width": width}, dataset=dataset)
+    except TypeError:  # an image processor without these arguments
         processor = processor_class()
     processor.save_pretrained(output_dir)
     return True

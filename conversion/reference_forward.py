@@ -17,12 +17,15 @@ It does not import the package's model classes, so a bug in the model or in the 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
 
 LAYER_NORM_EPS = 1e-6
 BATCH_NORM_EPS = 1e-5
@@ -212,6 +215,13 @@ def verify_against_reference(
                 )
             diff = (ours[:, :k].double().cpu() - ref).abs().max().item()
             results[config.datasets[dataset]["name"]] = diff
+            logger.info(
+                "verified dataset %d (%s, head %s): max abs difference %.3g",
+                dataset,
+                config.datasets[dataset]["name"],
+                prefix,
+                diff,
+            )
     finally:
         model.train(was_training)
     bad = {name: diff for name, diff in results.items() if not diff <= atol or math.isnan(diff)}

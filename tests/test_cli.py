@@ -60,6 +60,8 @@ def test_convert_original_writes_a_hub_folder(tmp_path, capsys):
     assert "verified against the reference forward" in printed and "num_batches_tracked" in printed
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors.index.json", "README.md", "conversion_report.json"} <= files
+    assert "preprocessor_config.json" in files
+    assert json.loads((out / "preprocessor_config.json").read_text())["size"] == {"height": 256, "width": 192}
     assert len([f for f in files if f.endswith(".safetensors")]) > 1  # sharded
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoConfig"] == "configuration_vitpose_plus.VitPosePlusConfig"

@@ -327,6 +327,8 @@ def test_split_folder_and_hub_files(plus_small, tmp_path):
     assert [d["name"] for d in config["datasets"]] == plus_small.model.config.dataset_names
     assert (tmp_path / "plus" / "modeling_vitpose_plus.py").is_file()
     dense = split_model_folder(tmp_path / "plus", "ap10k", tmp_path / "ap10k")
+    processor = json.loads((tmp_path / "ap10k" / "preprocessor_config.json").read_text())
+    assert processor["dataset"]["name"] == "ap10k" and processor["dataset"]["use_udp"] is False
     reloaded = VitPosePlusForPoseEstimation.from_pretrained(tmp_path / "ap10k").eval()
     x = torch.randn(1, 3, 256, 192)
     with torch.no_grad():
