@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 
 

@@ -78,32 +78,43 @@ class VitPosePlusPoseEstimatorOutput(ModelOutput):
 
 @dataclass
 class ExpertRouting:
-    """How a batch is routed through the experts, computed once per forward pass and shared by every block.
+    """How a batch is routed through experts and heads, computed once per forward pass and shared by every block.
+
+    The batch is sorted once by (expert, dataset) so that each expert and each head works on a contiguous slice
+    (`split` / `cat`, whose backward passes allocate nothing extra), then put back in order at the end.
 
     Args:
-        order: permutation that sorts the batch by (expert, dataset), or `None` when it is already sorted.
-        runs: `(expert, start, end)` contiguous runs of the sorted batch that share an expert.
+        order: `(batch,)` permutation that sorts the batch, or `None` when it is already sorted.
+        expert_runs: `(expert, start, end)` contiguous runs of the sorted batch that share an expert.
+        dataset_runs: `(dataset, start, end)` contiguous runs of the sorted batch that share a dataset.
     """
 
     order: torch.Tensor | None
-    runs: list[tuple[int, int, int]]
+    expert_runs: list[tuple[int, int, int]]
+    dataset_runs: list[tuple[int, int, int]]
 
     @classmethod
     def build(cls, expert_index: torch.Tensor, dataset_index: torch.Tensor, num_datasets: int) -> ExpertRouting:
         key = expert_index * num_datasets + dataset_index
         sorted_key, order = torch.sort(key, stable=True)
         values, counts = torch.unique_consecutive(sorted_key, return_counts=True)
-        experts = (values // num_datasets).tolist()
-        runs: list[tuple[int, int, int]] = []
+        expert_runs: list[tuple[int, int, int]] = []
+        dataset_runs: list[tuple[int, int, int]] = []
         start = 0
-        for expert, count in zip(experts, counts.tolist()):
-            if runs and runs[-1][0] == expert:  # two datasets sharing one expert form a single run
-                runs[-1] = (expert, runs[-1][1], start + count)
+        for value, count in zip(values.tolist(), counts.tolist()):
+            expert, dataset = divmod(value, num_datasets)
+            dataset_runs.append((dataset, start, start + count))
+            if expert_runs and expert_runs[-1][0] == expert:  # datasets sharing one expert form a single run
+                expert_runs[-1] = (expert, expert_runs[-1][1], start + count)
             else:
-                runs.append((expert, start, start + count))
+                expert_runs.append((expert, start, start + count))
             start += count
         is_sorted = bool((order == torch.arange(order.numel(), device=order.device)).all())
-        return cls(order=None if is_sorted else order, runs=runs)
+        return cls(order=None if is_sorted else order, expert_runs=expert_runs, dataset_runs=dataset_runs)
+
+    @staticmethod
+    def sizes(runs: list[tuple[int, int, int]]) -> list[int]:
+        return [end - start for _, start, end in runs]
 
     def sort(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor if self.order is None else tensor.index_select(0, self.order)
@@ -331,10 +342,12 @@ class VitPosePlusMoEMLP(nn.Module):
             raise ValueError("A mixture-of-experts FFN needs the dataset index of every sample.")
         hidden = self.act(self.fc1(hidden_states))
         shared = self.fc2(hidden)
-        if len(routing.runs) == 1:
-            expert_out = self.experts[routing.runs[0][0]](hidden)
+        runs = routing.expert_runs
+        if len(runs) == 1:
+            expert_out = self.experts[runs[0][0]](hidden)
         else:
-            expert_out = torch.cat([self.experts[e](hidden[start:end]) for e, start, end in routing.runs], dim=0)
+            chunks = hidden.split(routing.sizes(runs), dim=0)
+            expert_out = torch.cat([self.experts[e](chunk) for (e, _, _), chunk in zip(runs, chunks)], dim=0)
         return torch.cat([shared, expert_out], dim=-1)
 
 
@@ -585,25 +598,48 @@ class VitPosePlusModel(VitPosePlusPreTrainedModel):
             output_attentions, output_hidden_states, return_dict: as in transformers.
             interpolate_pos_encoding (`bool`, *optional*): accept another input size (defaults to the config's).
         """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        encoded = self.encode(pixel_values, dataset_index, output_attentions, output_hidden_states,
+                              interpolate_pos_encoding)
+        last_hidden_state = encoded.unsort(encoded.tokens)
+        batch, _, dim = last_hidden_state.shape
+        feature_map = last_hidden_state.transpose(1, 2).reshape(batch, dim, *encoded.grid)
+        hidden_out, attentions_out = encoded.ordered_extras()
+        if not return_dict:
+            return tuple(v for v in (last_hidden_state, feature_map, hidden_out, attentions_out) if v is not None)
+        return VitPosePlusModelOutput(
+            last_hidden_state=last_hidden_state,
+            feature_map=feature_map,
+            hidden_states=hidden_out,
+            attentions=attentions_out,
+        )
+
+    def encode(
+        self,
+        pixel_values: torch.Tensor,
+        dataset_index: torch.Tensor | int | str | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
+    ) -> EncodedBatch:
+        """Run the backbone on the batch sorted by (expert, dataset); see `EncodedBatch`."""
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if interpolate_pos_encoding is None:
             interpolate_pos_encoding = self.config.interpolate_pos_encoding
 
         hidden_states, grid = self.embeddings(pixel_values, interpolate_pos_encoding)
         routing = None
-        if self.config.num_experts > 1:
+        if self.config.num_experts > 1 or self.config.num_datasets > 1 or dataset_index is not None:
             batch_size = hidden_states.shape[0]
             dataset_index = resolve_dataset_index(self.config, dataset_index, batch_size, pixel_values.device)
-            routing = ExpertRouting.build(
-                self.expert_index_for(dataset_index), dataset_index, self.config.num_datasets
-            )
-            hidden_states = routing.sort(hidden_states)
-        elif dataset_index is not None:  # validate even when it does not change the computation
-            resolve_dataset_index(self.config, dataset_index, hidden_states.shape[0], pixel_values.device)
+            if self.config.num_experts > 1 or self.config.num_datasets > 1:
+                routing = ExpertRouting.build(
+                    self.expert_index_for(dataset_index), dataset_index, self.config.num_datasets
+                )
+                hidden_states = routing.sort(hidden_states)
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -616,25 +652,42 @@ class VitPosePlusModel(VitPosePlusPreTrainedModel):
             if output_attentions:
                 all_attentions.append(weights)
         hidden_states = self.layernorm(hidden_states)
+        return EncodedBatch(hidden_states, grid, routing, all_hidden_states, all_attentions)
 
-        unsort = routing.unsort if routing is not None else (lambda t: t)
-        last_hidden_state = unsort(hidden_states)
-        batch, _, dim = last_hidden_state.shape
-        feature_map = last_hidden_state.transpose(1, 2).reshape(batch, dim, *grid)
-        hidden_out = tuple(unsort(h) for h in all_hidden_states) if output_hidden_states else None
-        attentions_out = None
-        if output_attentions:
-            attentions_out = tuple(
-                unsort(a) if a.shape[0] == batch else a for a in all_attentions
-            )  # windowed blocks keep the (sorted) window batch
-        if not return_dict:
-            return tuple(v for v in (last_hidden_state, feature_map, hidden_out, attentions_out) if v is not None)
-        return VitPosePlusModelOutput(
-            last_hidden_state=last_hidden_state,
-            feature_map=feature_map,
-            hidden_states=hidden_out,
-            attentions=attentions_out,
-        )
+
+@dataclass
+class EncodedBatch:
+    """Backbone output in routing order (sorted by expert and dataset when `routing` is set).
+
+    Args:
+        tokens: `(batch, num_patches, hidden)` final-norm tokens, sorted.
+        grid: `(grid_height, grid_width)` of the patch grid.
+        routing: the batch's `ExpertRouting`, or `None` for a single-dataset dense model (nothing sorted).
+        hidden_states, attentions: per-block outputs, sorted, when requested.
+    """
+
+    tokens: torch.Tensor
+    grid: tuple[int, int]
+    routing: ExpertRouting | None
+    hidden_states: list[torch.Tensor] | None
+    attentions: list[torch.Tensor] | None
+
+    def unsort(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if self.routing is None else self.routing.unsort(tensor)
+
+    def feature_map(self) -> torch.Tensor:
+        """Sorted tokens as a `(batch, hidden, grid_height, grid_width)` feature map."""
+        batch, _, dim = self.tokens.shape
+        return self.tokens.transpose(1, 2).reshape(batch, dim, *self.grid)
+
+    def ordered_extras(self) -> tuple[tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """Hidden states and attentions back in batch order (windowed attentions keep the window batch)."""
+        batch = self.tokens.shape[0]
+        hidden = tuple(self.unsort(h) for h in self.hidden_states) if self.hidden_states is not None else None
+        attentions = None
+        if self.attentions is not None:
+            attentions = tuple(self.unsort(a) if a.shape[0] == batch else a for a in self.attentions)
+        return hidden, attentions
 
 
 def resolve_dataset_index(
@@ -727,54 +780,56 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
             backbone_index = torch.cat([index, index])
         else:
             backbone_index = index
-        outputs = self.backbone(
+        encoded = self.backbone.encode(
             pixel_values,
             dataset_index=backbone_index,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             interpolate_pos_encoding=interpolate_pos_encoding,
-            return_dict=True,
         )
-        heatmaps = self._decode_heads(outputs.feature_map, index, flip_test)
+        heatmaps = self._decode_heads(encoded, batch_size, flip_test)
+        hidden_states, attentions = encoded.ordered_extras()
 
         loss = None
         if labels is not None:
             loss = self.compute_loss(heatmaps, labels, label_weights, index)
         if not return_dict:
-            values = (loss, heatmaps, outputs.hidden_states, outputs.attentions)
+            values = (loss, heatmaps, hidden_states, attentions)
             return tuple(v for v in values if v is not None)
         return VitPosePlusPoseEstimatorOutput(
-            loss=loss, heatmaps=heatmaps, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            loss=loss, heatmaps=heatmaps, hidden_states=hidden_states, attentions=attentions
         )
 
-    def _decode_heads(self, feature_map: torch.Tensor, index: torch.Tensor, flip_test: bool) -> torch.Tensor:
-        """Run each dataset's head on its own samples; `feature_map` holds the flipped copies after the batch when
-        `flip_test`. Returns `(batch_size, max_num_keypoints, h, w)`."""
-        batch_size = index.shape[0]
-        present = [0] if self.config.num_datasets == 1 else torch.unique(index).tolist()
-        heatmaps = None
-        for dataset in present:
-            if len(present) == 1:
-                rows = None
-                features = feature_map
-            else:
-                rows = (index == dataset).nonzero().squeeze(1)
-                gather = torch.cat([rows, rows + batch_size]) if flip_test else rows
-                features = feature_map.index_select(0, gather)
+    def _decode_heads(self, encoded: EncodedBatch, batch_size: int, flip_test: bool) -> torch.Tensor:
+        """Run each dataset's head on its own contiguous run of the sorted batch.
+
+        With `flip_test` the batch holds the mirrored copies after the originals; a stable sort keeps each run's
+        originals before its mirrored copies, in the same order, so the two halves of a run pair up.
+        Returns heatmaps `(batch_size, max_num_keypoints, h, w)` in batch order.
+        """
+        feature_map = encoded.feature_map()
+        routing = encoded.routing
+        runs = routing.dataset_runs if routing is not None else [(0, 0, feature_map.shape[0])]
+        chunks = feature_map.split(ExpertRouting.sizes(runs), dim=0) if len(runs) > 1 else [feature_map]
+        max_k = self.config.max_num_keypoints
+        outputs, positions = [], []
+        for (dataset, start, end), features in zip(runs, chunks):
             out = self.heads[dataset](features)
             if flip_test:
-                count = out.shape[0] // 2
-                spec = self.config.datasets[dataset]
+                count = (end - start) // 2
                 flipped = flip_back_heatmaps(
-                    out[count:], self._flip_permutations[dataset], shift=not spec["use_udp"]
+                    out[count:], self._flip_permutations[dataset], shift=not self.config.datasets[dataset]["use_udp"]
                 )
                 out = (out[:count] + flipped) * 0.5
-            if heatmaps is None:
-                heatmaps = out.new_zeros(batch_size, self.config.max_num_keypoints, *out.shape[-2:])
-            if rows is None:
-                heatmaps[:, : out.shape[1]] = out
-            else:
-                heatmaps[rows, : out.shape[1]] = out
+                end = start + count
+            if out.shape[1] < max_k:
+                out = F.pad(out, (0, 0, 0, 0, 0, max_k - out.shape[1]))
+            outputs.append(out)
+            if routing is not None and routing.order is not None:
+                positions.append(routing.order[start:end])
+        heatmaps = torch.cat(outputs, dim=0) if len(outputs) > 1 else outputs[0]
+        if positions:
+            heatmaps = torch.empty_like(heatmaps).index_copy_(0, torch.cat(positions), heatmaps)
         return heatmaps
 
     def compute_loss(

@@ -10,9 +10,9 @@ import types
 import pytest
 import torch
 from test_conversion import make_mae_state, make_original_state, model_split, save_pth
-from vitpose_plus.modeling import VitPosePlusForPoseEstimation
 
 from vitpose_plus import cli
+from vitpose_plus.modeling import VitPosePlusForPoseEstimation
 
 TINY = ["--num-attention-heads", "12"]
 

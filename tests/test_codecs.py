@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from vitpose_plus.modeling.keypoint_codecs import (
     box_to_center_scale,
     decode_heatmaps,

@@ -12,6 +12,7 @@ import os
 import pytest
 import torch
 import yaml
+
 from vitpose_plus.conversion.checkpoint_io import CheckpointConversionError, load_state_dict_file
 from vitpose_plus.conversion.convert_folders import from_transformers_folder, split_model_folder, to_transformers_folder
 from vitpose_plus.conversion.convert_mae import (

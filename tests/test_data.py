@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
 from vitpose_plus.modeling.dataset_specs import get_dataset_spec
 from vitpose_plus.modeling.keypoint_codecs import box_to_center_scale
 from vitpose_plus.training.datasets import decode_image, load_keypoint_dataset

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from vitpose_plus.modeling.configuration_vitpose_plus import VitPosePlusConfig
 from vitpose_plus.modeling.dataset_specs import (
     VITPOSE_PLUS_DATASETS,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from transformers import AutoImageProcessor
+
 from vitpose_plus.modeling.configuration_vitpose_plus import VitPosePlusConfig
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 from vitpose_plus.modeling.keypoint_codecs import (

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import make_model, tiny_config, tiny_plus_config
-from vitpose_plus.modeling import LAYER_DECAY_RATES, PRESETS
-from vitpose_plus.modeling.modeling_vitpose_plus import count_parameters
 
 from vitpose_plus import VitPosePlusConfig, VitPosePlusForPoseEstimation, VitPosePlusModel
+from vitpose_plus.modeling import LAYER_DECAY_RATES, PRESETS
+from vitpose_plus.modeling.modeling_vitpose_plus import count_parameters
 
 MIXED_INDEX = torch.tensor([2, 0, 1, 0, 2, 1])
 

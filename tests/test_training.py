@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
+from vitpose_plus import VitPosePlusForPoseEstimation
 from vitpose_plus.training import COCO_KEYPOINTS_METRIC_PATH
 from vitpose_plus.training.config import load_training_config
 from vitpose_plus.training.data_pipeline import KeypointCollator, MixedSampler
 from vitpose_plus.training.metrics import apply_oks_nms, coco_keypoint_ap, oks_nms
 from vitpose_plus.training.train import TrainingDiverged, lr_factor, train
-
-from vitpose_plus import VitPosePlusForPoseEstimation
 
 TINY_MODEL = {
     "image_size": [64, 48],
@@ -129,7 +129,8 @@ def test_keypoint_count_mismatch_fails_at_start(tmp_path):
     annotations = make_synthetic_dataset("coco", 2, 0, tmp_path / "coco_data", image_size=(96, 96))
     path = write_config(tmp_path, datasets=[
         {"name": "aic", "train": {"annotations": annotations, "images": str(tmp_path / "coco_data")}}])
-    with pytest.raises(ValueError, match=r"annotations.json: annotation id 1 \(dataset 'aic', K=14\): 'keypoints' has 51 values, expected 42"):
+    expected = r"annotations.json: annotation id 1 \(dataset 'aic', K=14\): 'keypoints' has 51 values, expected 42"
+    with pytest.raises(ValueError, match=expected):
         train(load_training_config(path), progress=False)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -208,6 +209,7 @@ def test_coco_ap_equals_pycocotools_and_perfect_is_one():
 
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+
     from vitpose_plus.modeling import get_dataset_spec
 
     gt = _toy_coco()
@@ -272,11 +274,10 @@ def test_oks_nms_against_hand_computed_overlap():
 
 # ------------------------------------------------------------------------------------------------------ Trainer
 def test_trainer_runs_a_few_steps_with_compute_metrics(tmp_path):
+    from vitpose_plus import VitPosePlusConfig
     from vitpose_plus.training.datasets import load_keypoint_dataset
     from vitpose_plus.training.synthetic import make_synthetic_dataset
     from vitpose_plus.training.trainer_example import build_trainer
-
-    from vitpose_plus import VitPosePlusConfig
 
     annotations = make_synthetic_dataset("coco", 4, 0, tmp_path / "data", image_size=(96, 96))
     rows = load_keypoint_dataset(annotations, tmp_path / "data", "coco")

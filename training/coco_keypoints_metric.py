@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datasets
 import evaluate
+
 from vitpose_plus.modeling.dataset_specs import get_dataset_spec
 from vitpose_plus.training.metrics import apply_oks_nms, coco_keypoint_ap
 

@@ -50,6 +50,20 @@ class DatasetConfig:
 
 
 @dataclass
+class AugmentationConfig:
+    """`TopDownTransform` settings; the defaults are the original recipe's."""
+
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_joints: int = 8
+    scale_factor: float = 0.5
+    rotation_factor: float = 40.0
+    rotation_prob: float = 0.6
+    center_jitter_prob: float = 0.3
+    sigma: float = 2.0
+
+
+@dataclass
 class ModelConfig:
     preset: str | None = None  # e.g. vitpose-plus-base; None: VitPosePlusConfig defaults + overrides
     overrides: dict[str, Any] = field(default_factory=dict)  # any VitPosePlusConfig field
@@ -62,6 +76,8 @@ class OptimizationConfig:
     batch_size: int = 32  # per process
     gradient_accumulation_steps: int = 1
     max_steps: int = 1000  # optimizer steps
+    max_epochs: int | None = None  # when set, replaces max_steps (and milestone_epochs the milestones)
+    milestone_epochs: list[int] = field(default_factory=list)
     learning_rate: float = 5e-4
     weight_decay: float = 0.1
     layer_decay: float | None = None  # None: the preset's published rate, else 0.75
@@ -96,6 +112,7 @@ class RuntimeConfig:
 class TrainingConfig:
     datasets: list[DatasetConfig]
     model: ModelConfig = field(default_factory=ModelConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     source: str = ""
@@ -113,7 +130,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}.")
     kwargs = {}
     nested = {"train": SplitConfig, "val": SplitConfig, "synthetic": SyntheticConfig, "model": ModelConfig,
-              "optimization": OptimizationConfig, "runtime": RuntimeConfig}
+              "optimization": OptimizationConfig, "runtime": RuntimeConfig, "augmentation": AugmentationConfig}
     for key, value in data.items():
         if key in nested and value is not None:
             value = _build(nested[key], value, f"{where}.{key}")

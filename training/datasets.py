@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from datasets import Array2D, Dataset, Features, Image, Sequence, Value
+
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 from vitpose_plus.modeling.image_processing_vitpose_plus import to_rgb_array
 from vitpose_plus.modeling.keypoint_codecs import mpii_center_scale, sanitize_box

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 from vitpose_plus.modeling.keypoint_codecs import sanitize_box

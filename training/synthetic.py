@@ -32,6 +32,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 
 SYNTHETIC_HAND_SPEC = get_dataset_spec("synthetic_hand")

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import yaml
 from tqdm.auto import tqdm
+
 from vitpose_plus.modeling import (
     LAYER_DECAY_RATES,
     KeypointDatasetSpec,
@@ -94,15 +95,20 @@ def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec])
 def build_model(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusForPoseEstimation:
     """A fresh model for the run's datasets, optionally initialised from a saved model or MAE weights."""
     model_config = build_model_config(config, specs)
-    model = VitPosePlusForPoseEstimation(model_config)
+    if config.model.mae_checkpoint:
+        from vitpose_plus.conversion.convert_mae import init_from_mae_state_dict, read_mae_state_dict
+
+        mae = init_from_mae_state_dict(read_mae_state_dict(config.model.mae_checkpoint), model_config,
+                                       source=config.model.mae_checkpoint)
+        logger.info("Initialised the backbone from MAE %s (%d tensors mapped, %d ignored).",
+                    config.model.mae_checkpoint, len(mae.mapped), len(mae.ignored))
+        model = mae.model
+    else:
+        model = VitPosePlusForPoseEstimation(model_config)
     if config.model.init_from:
         source = VitPosePlusForPoseEstimation.from_pretrained(config.model.init_from)
         report = initialise_from(model, source)
         logger.info("Initialised from %s: %s", config.model.init_from, report)
-    if config.model.mae_checkpoint:
-        from vitpose_plus.conversion.convert_mae import load_mae_weights
-
-        load_mae_weights(model, config.model.mae_checkpoint)
     return model
 
 
@@ -212,7 +218,7 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
     for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
         rows = load_keypoint_dataset(dataset.train.annotations, dataset.train.images, spec)  # checks K per row
         transform = TopDownTransform(spec, dataset_index=index, train=True, image_size=image_wh,
-                                     heatmap_size=model_config.heatmap_size[::-1])
+                                     heatmap_size=model_config.heatmap_size[::-1], **asdict(config.augmentation))
         parts.append(TopDownTrainingDataset(rows, transform, seed=run.seed))
     mixed = MixedDataset(parts)
     ratios = [d.ratio for d in config.datasets] if config.datasets[0].ratio is not None else None
@@ -233,6 +239,11 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
     optimizer = torch.optim.AdamW(groups, lr=opt.learning_rate, betas=tuple(opt.betas))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, opt, opt.max_steps))
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if opt.max_epochs is not None:  # epoch recipes: converted once the (per-process) loader length is known
+        steps_per_epoch = max(len(loader) // opt.gradient_accumulation_steps, 1)
+        opt.max_steps = opt.max_epochs * steps_per_epoch
+        opt.milestones = [e * steps_per_epoch for e in opt.milestone_epochs]
+        accelerator.print(f"{opt.max_epochs} epochs = {opt.max_steps} steps; lr milestones at steps {opt.milestones}")
     if trackers:
         accelerator.init_trackers("vitpose_plus", config={"source": config.source})
 
@@ -405,11 +416,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         overrides[key] = yaml.safe_load(value)
     if args.output_dir:
         overrides["runtime.output_dir"] = args.output_dir
-    try:
-        config = load_training_config(args.config, overrides)
-        result = train(config, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
-    except (ValueError, TrainingDiverged) as err:
-        raise SystemExit(f"error: {err}") from err
+    config = load_training_config(args.config, overrides)
+    result = train(config, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
     for name, metrics in result["metrics"].items():
         print(f"{name}: AP {metrics['AP']:.4f}  AP50 {metrics['AP50']:.4f}  AR {metrics['AR']:.4f}")
     if result["model_dir"] is None:
@@ -424,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_from_args(parser.parse_args(argv))
+    try:
+        return run_from_args(parser.parse_args(argv))
+    except (ValueError, TrainingDiverged) as err:
+        raise SystemExit(f"error: {err}") from err
 
 
 if __name__ == "__main__":

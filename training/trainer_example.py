@@ -15,6 +15,7 @@ import os
 import tempfile
 
 from transformers import Trainer, TrainingArguments
+
 from vitpose_plus.modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
 
 from .datasets import load_keypoint_dataset

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from vitpose_plus.modeling import VitPosePlusConfig
 from vitpose_plus.modeling.keypoint_codecs import decode_heatmaps
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 from vitpose_plus.modeling.keypoint_codecs import (
     DEFAULT_HEATMAP_SIZE,

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 #: Modules that register a command group, in `--help` order.
 COMMAND_MODULES: list[str] = [
     "vitpose_plus.conversion.cli",
+    "vitpose_plus.training.cli",
 ]
 
 #: Exceptions reported as a one-line error instead of a traceback.
