@@ -293,3 +293,15 @@ def test_trainer_runs_a_few_steps_with_compute_metrics(tmp_path):
     metrics = trainer.evaluate()
     assert math.isfinite(metrics["eval_loss"]) and 0.0 <= metrics["eval_coco_AP"] <= 1.0
     assert metrics["eval_AP"] == metrics["eval_coco_AP"]
+
+
+@pytest.mark.parametrize("recipe", ["vitpose_plus_small_six_datasets", "vitpose_plus_base_six_datasets",
+                                    "vitpose_plus_large_six_datasets", "vitpose_plus_huge_six_datasets",
+                                    "finetune_coco", "finetune_custom_keypoints"])
+def test_shipped_recipes_parse_and_name_the_missing_files(recipe):
+    import os
+
+    from vitpose_plus.training.config import CONFIG_DIR
+
+    with pytest.raises(ValueError, match=r"= '/path/to/.*' does not exist"):
+        load_training_config(os.path.join(CONFIG_DIR, f"{recipe}.yaml"))
