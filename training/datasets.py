@@ -74,14 +74,16 @@ def keypoint_features(num_keypoints: int, with_center_scale: bool = False) -> Fe
     return Features(feats)
 
 
-def _read_json(path: str) -> Any:
+def read_json_file(path: str | os.PathLike, what: str = "annotation") -> Any:
+    """Parse a JSON file; `ValueError` naming the file (and what it was meant to be) when unreadable or invalid."""
+    path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except OSError as err:
-        raise ValueError(f"Cannot read annotation file {path!r}: {err}") from err
+        raise ValueError(f"Cannot read {what} file {path!r}: {err}") from err
     except json.JSONDecodeError as err:
-        raise ValueError(f"Annotation file {path!r} is not valid JSON: {err}") from err
+        raise ValueError(f"{what.capitalize()} file {path!r} is not valid JSON: {err}") from err
 
 
 def _numbers(value: Any, length: int, what: str, where: str) -> np.ndarray:
@@ -150,7 +152,7 @@ def load_keypoint_dataset(
     spec = get_dataset_spec(spec)
     path = os.fspath(annotation_json)
     root = os.fspath(image_root)
-    data = _read_json(path)
+    data = read_json_file(path)
     if isinstance(data, list):
         rows, stats = _mpii_rows(data, path, root, spec)
     elif isinstance(data, dict):

@@ -7,7 +7,6 @@ results file, flip test, per-dataset decoding (DARK-UDP or quarter-pixel, from t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import defaultdict
@@ -22,7 +21,7 @@ from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 from vitpose_plus.modeling.keypoint_codecs import sanitize_box
 
-from .datasets import decode_image
+from .datasets import decode_image, read_json_file
 from .metrics import apply_oks_nms, coco_keypoint_ap
 
 logger = logging.getLogger(__name__)
@@ -36,16 +35,6 @@ class EvaluationResult:
     metrics: dict[str, float]
     predictions: list[dict[str, Any]] = field(default_factory=list)
     num_boxes: int = 0
-
-
-def _read_json(path: str | os.PathLike, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as err:
-        raise ValueError(f"Cannot read the {what} file {os.fspath(path)!r}: {err}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"The {what} file {os.fspath(path)!r} is not valid JSON: {err}") from err
 
 
 def boxes_from_ground_truth(ground_truth: dict[str, Any]) -> dict[int, list[tuple[list[float], float]]]:
@@ -173,7 +162,7 @@ def evaluate_keypoints(
         detections_file: COCO detection results (xywh boxes with scores); ground-truth boxes when `None`.
         nms_threshold: OKS-NMS threshold (`None` disables it, e.g. with ground-truth boxes of crowded scenes).
     """
-    ground_truth = _read_json(annotation_file, "annotation")
+    ground_truth = read_json_file(annotation_file, "annotation")
     for key in ("images", "annotations"):
         if key not in ground_truth:
             raise ValueError(f"Annotation file {os.fspath(annotation_file)!r} has no {key!r} list.")
@@ -184,7 +173,7 @@ def evaluate_keypoints(
     if detections_file is None:
         boxes = boxes_from_ground_truth(ground_truth)
     else:
-        detections = _read_json(detections_file, "detection results")
+        detections = read_json_file(detections_file, "detection results")
         boxes = boxes_from_detections(detections, set(images), category_id, detection_score_threshold,
                                       source=os.fspath(detections_file))
     spec = model.config.dataset_spec(dataset)
