@@ -44,6 +44,8 @@ class ModelCardInfo:
         provenance: markdown lines about where the weights come from.
         tags: extra Hub tags.
         license: SPDX id.
+        expert_indices: expert of each dataset (same order) for a mixture-of-experts model, else empty.
+        limitations: extra model-specific limitations (markdown lines) after the common ones.
     """
 
     title: str
@@ -60,6 +62,8 @@ class ModelCardInfo:
     provenance: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     license: str = "apache-2.0"
+    expert_indices: list[int] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
 
     def front_matter(self) -> dict[str, Any]:
         """The YAML metadata block (Hub model-card metadata)."""
@@ -121,6 +125,21 @@ def render_model_card(info: ModelCardInfo, template: str = DEFAULT_TEMPLATE) -> 
     else:
         results = "## Results\n\nNo published results for this exact model; evaluate it before use."
     index_help = "; ".join(f"`{i}` = {name}" for i, name in enumerate(info.datasets)) or "`0`"
+    if len(info.datasets) > 1:
+        experts = info.expert_indices or [None] * len(info.datasets)
+        rows = "\n".join(
+            f"| {i} | {DATASET_METRICS.get(name, (name,))[0]} (`{name}`) | {k} | {'-' if e is None else e} |"
+            for i, (name, k, e) in enumerate(zip(info.datasets, info.num_keypoints, experts))
+        )
+        index_section = (
+            "## Dataset index\n\nPass the index (or the name) as `dataset_index`; it picks the expert of the MoE "
+            "feed-forward layers and the keypoint head:\n\n| dataset_index | dataset | keypoints | expert |\n"
+            f"|---|---|---|---|\n{rows}"
+        )
+    else:
+        name = info.datasets[0] if info.datasets else "the training dataset"
+        k = f" ({info.num_keypoints[0]} keypoints)" if info.num_keypoints else ""
+        index_section = f"## Dataset index\n\nA single dataset, `{name}`{k}: `dataset_index` may be omitted."
     values = {
         "front_matter": front,
         "title": info.title,
@@ -134,6 +153,9 @@ def render_model_card(info: ModelCardInfo, template: str = DEFAULT_TEMPLATE) -> 
         "results_section": results,
         "repo_id": info.repo_id,
         "example_dataset": 0,
+        "example_dataset_name": info.datasets[0] if info.datasets else "coco",
+        "dataset_index_section": index_section,
+        "limitations_extra": "".join(f"- {line}\n" for line in info.limitations),
         "dataset_index_help": index_help,
         "provenance": "\n".join(f"- {line}" for line in info.provenance) or "- (not recorded)",
     }
@@ -179,6 +201,7 @@ def card_info_for_model(
         base_model=base_model,
         provenance=provenance or [],
         tags=tags or [],
+        expert_indices=[c.expert_of(i) for i in range(c.num_datasets)] if c.num_experts > 1 else [],
     )
 
 
@@ -217,3 +240,177 @@ def card_info_for_conversion(result: ConversionResult) -> ModelCardInfo:
         from_vitpose_plus=result.layout.is_split_output,
         provenance=provenance,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------- catalog
+_SIZE_LETTERS = {"small": "S", "base": "B", "large": "L", "huge": "H"}
+#: MAE-pretrained backbones on the Hub that the published models were initialised from (none for ViT-S).
+_MAE_BASE_MODELS = {"base": "facebook/vit-mae-base", "large": "facebook/vit-mae-large", "huge": "facebook/vit-mae-huge"}
+#: The catalog's model variants: ViTPose S/B/L/H (COCO) and ViTPose+ S/B/L/H (six datasets).
+CATALOG_VARIANTS: tuple[str, ...] = tuple(
+    f"vitpose-{plus}{size}" for plus in ("", "plus-") for size in ("small", "base", "large", "huge")
+)
+
+
+def catalog_repo_id(variant: str, dataset: str | None = None, org: str = "your-org") -> str:
+    """Hub repository id of a catalog card: `{org}/{variant}` or `{org}/{variant}-{dataset}` for a split model."""
+    return f"{org}/{variant}" + (f"-{dataset.replace('_', '-')}" if dataset else "")
+
+
+def card_info_for_variant(variant: str, dataset: str | None = None, org: str = "your-org") -> ModelCardInfo:
+    """`ModelCardInfo` of a catalog variant (`CATALOG_VARIANTS`), or of the dense single-dataset model split from a
+    ViTPose+ variant for `dataset`; the architecture and parameter count come from the preset, built on the meta
+    device (no weights), and the results from `catalog.paper_results`.
+
+    Raises:
+        ValueError: for an unknown variant, or a `dataset` on a ViTPose (not ViTPose+) variant or not in it.
+    """
+    import torch
+
+    from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
+
+    if variant not in CATALOG_VARIANTS:
+        raise ValueError(f"Unknown catalog variant {variant!r}; choose one of {list(CATALOG_VARIANTS)}.")
+    plus = variant.startswith("vitpose-plus-")
+    size = variant.rsplit("-", 1)[1]
+    letter = _SIZE_LETTERS[size]
+    config = VitPosePlusConfig.from_preset(variant)
+    with torch.device("meta"):
+        model = VitPosePlusForPoseEstimation(config)
+    if dataset is not None:
+        if not plus:
+            raise ValueError(f"{variant} has a single dataset (coco); split models exist for ViTPose+ variants only.")
+        if dataset not in config.dataset_names:
+            raise ValueError(f"{variant} has no dataset {dataset!r}; its datasets are {config.dataset_names}.")
+        with torch.device("meta"):
+            model = VitPosePlusForPoseEstimation(
+                VitPosePlusConfig.from_preset(variant, num_experts=1, part_features=0, datasets=[dataset])
+            )
+        display = DATASET_METRICS.get(dataset, (dataset,))[0]
+        return card_info_for_model(
+            model,
+            title=f"ViTPose+-{letter} {display}",
+            description=(
+                f"The {display} model of ViTPose+-{letter}: the dense single-dataset model split from the "
+                f"six-dataset mixture-of-experts checkpoint (the {display} expert folded into the shared "
+                "feed-forward layer, the {display} keypoint head kept). It computes exactly what ViTPose+ computes "
+                f"for `dataset_index={VITPOSE_PLUS_INDEX[dataset]}`, at the cost of a plain ViTPose."
+            ).replace("{display}", display),
+            preset=variant,
+            from_vitpose_plus=True,
+            provenance=[
+                f"Split from `{catalog_repo_id(variant, org=org)}` with `vitpose-plus convert split --dataset "
+                f"{dataset}` (exact fold of the expert into fc2)."
+            ],
+            base_model=catalog_repo_id(variant, org=org),
+            repo_id=catalog_repo_id(variant, dataset, org),
+            tags=["vitpose-plus-split"],
+        )
+    if plus:
+        title = f"ViTPose+-{letter}"
+        description = (
+            f"ViTPose+-{letter} (ViTPose++, Xu et al. 2023): a plain vision transformer with a mixture-of-experts "
+            "feed-forward layer (a shared part plus one expert per dataset) and one keypoint head per dataset, "
+            "trained jointly on COCO, AI Challenger, MPII, AP-10K, APT-36K and COCO-WholeBody. Every head is kept."
+        )
+        limitations = [
+            "Every expert runs only on its own dataset's samples; for one dataset, a split model "
+            "(`vitpose-plus convert split`) is as fast as a plain ViTPose of the same size."
+        ]
+    else:
+        title = f"ViTPose-{letter}"
+        description = (
+            f"ViTPose-{letter} (Xu et al. 2022): a plain vision transformer backbone with the classic deconvolution "
+            "decoder, trained on COCO for 17-keypoint human body pose estimation."
+        )
+        limitations = []
+    info = card_info_for_model(
+        model,
+        title=title,
+        description=description,
+        preset=variant,
+        provenance=[f"The released original checkpoint of {title}, converted with `vitpose-plus convert original`."],
+        base_model=_MAE_BASE_MODELS.get(size),
+        repo_id=catalog_repo_id(variant, org=org),
+    )
+    info.limitations = limitations
+    return info
+
+
+#: Dataset index of each ViTPose+ dataset (reference section 1.5).
+VITPOSE_PLUS_INDEX: dict[str, int] = {
+    name: i for i, name in enumerate(("coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"))
+}
+
+
+def catalog_cards(org: str = "your-org") -> dict[str, ModelCardInfo]:
+    """Every catalog card by repository name: ViTPose S/B/L/H, ViTPose+ S/B/L/H and each ViTPose+ split model."""
+    cards: dict[str, ModelCardInfo] = {}
+    for variant in CATALOG_VARIANTS:
+        cards[variant] = card_info_for_variant(variant, org=org)
+        if variant.startswith("vitpose-plus-"):
+            for dataset in VITPOSE_PLUS_INDEX:
+                cards[catalog_repo_id(variant, dataset, org).split("/", 1)[1]] = card_info_for_variant(
+                    variant, dataset, org
+                )
+    return cards
+
+
+def write_catalog_cards(output_dir: str | os.PathLike, org: str = "your-org") -> list[str]:
+    """Render and validate every catalog card into `output_dir/<repo name>/README.md`; returns the written paths."""
+    paths = []
+    for name, info in catalog_cards(org).items():
+        text = render_model_card(info)
+        validate_model_card(text, source=name)
+        folder = os.path.join(os.fspath(output_dir), name)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "README.md")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        paths.append(path)
+    return paths
+
+
+_REQUIRED_METADATA = ("license", "library_name", "pipeline_tag", "tags", "datasets")
+
+
+def validate_model_card(text: str, source: str = "model card", online: bool = False) -> Any:
+    """Check a rendered card the way the Hub reads it and return its `huggingface_hub.ModelCardData`.
+
+    Offline (default): the YAML block must parse into `ModelCardData` (which parses `model-index` with
+    `model_index_to_eval_results`), carry license / library_name / pipeline_tag / tags / datasets, and its eval results
+    must round-trip through `eval_results_to_model_index` with numeric values. `online=True` also runs the Hub's own
+    validation (`ModelCard.validate`, a network call).
+
+    Raises:
+        ValueError: naming `source` and the problem.
+    """
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    if not text.startswith("---\n"):
+        raise ValueError(f"{source}: the card does not start with a YAML metadata block ('---').")
+    try:
+        card = ModelCard(text, ignore_metadata_errors=False)
+    except Exception as err:  # yaml / model-index errors come in several types
+        raise ValueError(f"{source}: invalid card metadata: {err}") from err
+    data = card.data
+    meta = data.to_dict()
+    missing = [key for key in _REQUIRED_METADATA if not meta.get(key)]
+    if missing:
+        raise ValueError(f"{source}: metadata lacks {missing}.")
+    if meta["pipeline_tag"] != "keypoint-detection":
+        raise ValueError(f"{source}: pipeline_tag is {meta['pipeline_tag']!r}, expected 'keypoint-detection'.")
+    base_model = meta.get("base_model")
+    if base_model is not None and (not isinstance(base_model, str) or base_model.count("/") != 1):
+        raise ValueError(f"{source}: base_model must be a Hub repository id 'org/name', got {base_model!r}.")
+    if data.eval_results:
+        for result in data.eval_results:
+            if not isinstance(result.metric_value, (int, float)):
+                raise ValueError(f"{source}: metric {result.metric_type!r} has a non-numeric value.")
+        index = eval_results_to_model_index(data.model_name, data.eval_results)
+        if len(index[0]["results"]) != len(data.eval_results):
+            raise ValueError(f"{source}: model-index does not round-trip ({len(data.eval_results)} results).")
+    if online:
+        card.validate()
+    return data

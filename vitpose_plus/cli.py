@@ -21,6 +21,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: list[str] = [
     "vitpose_plus.conversion.cli",
     "vitpose_plus.training.cli",
+    "vitpose_plus.inference.cli",
+    "vitpose_plus.conversion.export_cli",
 ]
 
 #: Exceptions reported as a one-line error instead of a traceback.

@@ -1,0 +1,69 @@
+"""The `vitpose-plus predict` command (registered by `vitpose_plus.cli`); heavy imports happen in the handler."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .predictor import PosePipeline, predict_inputs
+
+    if args.boxes and args.detector:
+        raise ValueError("Give either --boxes or --detector, not both.")
+    pipeline = PosePipeline.from_pretrained(
+        args.model,
+        dataset=args.dataset,
+        detector=args.detector,
+        detector_labels=args.detector_labels,
+        detector_threshold=args.detector_threshold,
+        batch_size=args.batch_size,
+        flip_test=args.flip_test,
+        device=args.device,
+    )
+    summary = predict_inputs(
+        pipeline,
+        args.image,
+        args.output,
+        boxes_file=args.boxes,
+        box_format=args.box_format,
+        category_id=args.category_id,
+        keypoint_threshold=args.keypoint_threshold,
+    )
+    print(
+        f"{summary.num_instances} instance(s) in {summary.num_images} image(s) [{pipeline.spec.name}]: "
+        f"{summary.results_file}, {len(summary.pictures)} picture(s) in {args.output}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `predict` to the top-level parser's sub-parsers."""
+    predict = subparsers.add_parser(
+        "predict",
+        help="top-down pose estimation on an image, a folder of images or a video",
+        description=(
+            "Predict keypoints with boxes from a JSON file, an object detector, or the whole image; writes "
+            "keypoints.json (COCO keypoint results) and a skeleton picture per image into --output."
+        ),
+    )
+    predict.add_argument("--model", required=True, help="vitpose-plus model folder or Hub id")
+    predict.add_argument("--image", required=True, help="image file, folder of images, or video file")
+    source = predict.add_mutually_exclusive_group()
+    source.add_argument(
+        "--boxes",
+        help="JSON: a list of [x, y, w, h] boxes (or {'bbox', 'score'} objects), or {image file name: list}",
+    )
+    source.add_argument("--detector", help="transformers object-detection model (Hub id or folder)")
+    predict.add_argument("--box-format", choices=("xywh", "xyxy"), default="xywh", help="box layout in --boxes")
+    predict.add_argument(
+        "--detector-labels", nargs="+", default=["person"], help="detector classes to keep (default: person)"
+    )
+    predict.add_argument("--detector-threshold", type=float, default=0.5)
+    predict.add_argument("--dataset", help="the model's dataset (name or index) to predict; default: its first")
+    predict.add_argument("--flip-test", action="store_true", help="average with the mirrored crops")
+    predict.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
+    predict.add_argument("--keypoint-threshold", type=float, default=0.3, help="hide keypoints below this score")
+    predict.add_argument("--category-id", type=int, default=1, help="category_id of the COCO results")
+    predict.add_argument("--device", default=None, help="torch device (default: cpu)")
+    predict.add_argument("--output", required=True, help="output folder")
+    predict.set_defaults(func=_run_predict)
