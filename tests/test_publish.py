@@ -91,8 +91,8 @@ def test_push_without_token_fails_before_network(model_folder, tmp_path, monkeyp
         raise AssertionError("the Hub was contacted")
 
     monkeypatch.setattr("huggingface_hub.HfApi", no_network)
-    args = ["publish", "--model", str(model_folder), "--repo-id", "acme/tiny", "--output", str(tmp_path / "o"), "--push"]
-    assert main(args) == 1
+    args = ["publish", "--model", str(model_folder), "--repo-id", "acme/tiny", "--output", str(tmp_path / "o")]
+    assert main([*args, "--push"]) == 1
     assert "Cannot push to 'acme/tiny': no Hugging Face token" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # refused before assembling
     with pytest.raises(RuntimeError, match="no Hugging Face token"):
