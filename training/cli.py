@@ -28,7 +28,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         model, processor_for(model), args.annotations, args.images, args.dataset,
         detections_file=args.detections, detection_score_threshold=args.detection_threshold,
         batch_size=args.batch_size, flip_test=not args.no_flip_test,
-        nms_threshold=None if args.no_nms else args.nms_threshold,
+        nms_threshold=None if args.no_nms else args.nms_threshold, dark_kernel_size=args.dark_kernel,
     )
     boxes = "detections" if args.detections else "ground-truth boxes"
     print(f"{result.dataset}: {result.num_boxes} instances ({boxes}), flip test {'off' if args.no_flip_test else 'on'}")
@@ -69,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-flip-test", action="store_true")
     evaluate.add_argument("--nms-threshold", type=float, default=0.9)
     evaluate.add_argument("--no-nms", action="store_true", help="skip OKS-NMS")
+    evaluate.add_argument("--dark-kernel", type=int, default=11,
+                          help="DARK-UDP blur kernel (11 for 64x48 heatmaps; about half for half-size heatmaps)")
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--output", default=None, help="write the kept predictions as COCO results JSON")
     evaluate.set_defaults(func=_run_evaluate)

@@ -104,6 +104,7 @@ class RuntimeConfig:
     eval_every: int = 0  # 0: only at the end
     eval_batch_size: int = 64
     flip_test: bool = True
+    eval_dark_kernel: int = 11  # DARK-UDP blur kernel at evaluation (original: 11 for 64x48 heatmaps)
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])  # used when installed
     find_unused_parameters: bool = True  # DDP: experts/heads absent from a batch get no gradient
 

@@ -85,6 +85,7 @@ def predict_keypoints(
     flip_test: bool = True,
     category_id: int = 1,
     progress: bool = True,
+    dark_kernel_size: int = 11,
 ) -> list[dict[str, Any]]:
     """Keypoint result records for every box, batched across images.
 
@@ -112,7 +113,8 @@ def predict_keypoints(
         per_image = [[box for box, _ in image_boxes] for _, _, image_boxes in pending]
         pixel_values = processor(arrays, boxes=per_image, dataset=spec)["pixel_values"].to(device, dtype)
         outputs = model(pixel_values, dataset_index=dataset_id, flip_test=flip_test)
-        results = processor.post_process_pose_estimation(outputs.heatmaps.float(), per_image, dataset=spec)
+        results = processor.post_process_pose_estimation(outputs.heatmaps.float(), per_image, dataset=spec,
+                                                         kernel_size=dark_kernel_size)
         for (image_id, _, image_boxes), image_results in zip(pending, results):
             _, scales = processor.boxes_to_center_scale(np.asarray([b for b, _ in image_boxes], dtype=np.float64))
             for (box, box_score), result, scale in zip(image_boxes, image_results, scales):
@@ -153,6 +155,7 @@ def evaluate_keypoints(
     flip_test: bool = True,
     nms_threshold: float | None = 0.9,
     progress: bool = True,
+    dark_kernel_size: int = 11,
 ) -> EvaluationResult:
     """COCO keypoint AP of `model` on one dataset (see the module docstring).
 
@@ -161,6 +164,7 @@ def evaluate_keypoints(
         dataset: the model's dataset (name or index) the file belongs to.
         detections_file: COCO detection results (xywh boxes with scores); ground-truth boxes when `None`.
         nms_threshold: OKS-NMS threshold (`None` disables it, e.g. with ground-truth boxes of crowded scenes).
+        dark_kernel_size: DARK-UDP blur kernel (the original's `modulate_kernel`, 11 for 64x48 heatmaps).
     """
     ground_truth = read_json_file(annotation_file, "annotation")
     for key in ("images", "annotations"):
@@ -185,7 +189,7 @@ def evaluate_keypoints(
                 f"the model's dataset {spec.name!r} has {spec.num_keypoints}."
             )
     records = predict_keypoints(model, processor, images, boxes, dataset, batch_size, flip_test, category_id,
-                                progress)
+                                progress, dark_kernel_size)
     kept = apply_oks_nms(records, spec.sigmas, nms_threshold) if nms_threshold is not None else records
     metrics = coco_keypoint_ap(ground_truth, kept, spec.sigmas, category_id)
     return EvaluationResult(dataset=spec.name, metrics=metrics, predictions=kept, num_boxes=len(records))

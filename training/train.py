@@ -371,7 +371,7 @@ def _evaluate_and_log(accelerator: Any, model: Any, config: TrainingConfig, step
             result = evaluate_keypoints(
                 unwrapped, processor, dataset.val.annotations, dataset.val.images, dataset.name,
                 detections_file=dataset.val.detections, batch_size=config.runtime.eval_batch_size,
-                flip_test=config.runtime.flip_test, progress=False,
+                flip_test=config.runtime.flip_test, progress=False, dark_kernel_size=config.runtime.eval_dark_kernel,
             )
             metrics[dataset.name] = result.metrics
         unwrapped.train(was_training)
