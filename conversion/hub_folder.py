@@ -1,22 +1,17 @@
 """Write a Hub-ready model folder: config.json (with `auto_map`), sharded safetensors, the modeling code for
-`trust_remote_code`, preprocessor_config.json (when the image processor exists), README.md and a conversion report."""
+`trust_remote_code`, preprocessor_config.json, README.md and a conversion report."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
 from typing import Any
 
-from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
+from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
 from .model_card import ModelCardInfo, render_model_card
 
 logger = logging.getLogger(__name__)
-
-#: (module, class) of the image processor, once the data issue adds it.
-_IMAGE_PROCESSOR = ("vitpose_plus.modeling.image_processing_vitpose_plus", "VitPosePlusImageProcessor")
-
 
 def ensure_auto_map(model: VitPosePlusForPoseEstimation) -> None:
     """Make `save_pretrained` write `auto_map` (and copy the modeling files) for `trust_remote_code` loading.
@@ -28,27 +23,6 @@ def ensure_auto_map(model: VitPosePlusForPoseEstimation) -> None:
         type(model.config).register_for_auto_class("AutoConfig")
     if getattr(type(model), "_auto_class", None) is None:
         type(model).register_for_auto_class("AutoModelForPoseEstimation")
-
-
-def _save_image_processor(model: VitPosePlusForPoseEstimation, output_dir: str) -> bool:
-    module_name, class_name = _IMAGE_PROCESSOR
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != module_name:
-            raise
-        logger.info("no image processor module yet (%s); preprocessor_config.json not written", module_name)
-        return False
-    processor_class = getattr(module, class_name)
-    height, width = model.config.image_size
-    # The processor's default dataset decides the crop geometry (UDP or not): the model's first dataset.
-    dataset = {k: v for k, v in model.config.datasets[0].items() if k != "expert_index"}
-    try:
-        processor = processor_class(size={"height": height, "width": width}, dataset=dataset)
-    except TypeError:  # an image processor without these arguments
-        processor = processor_class()
-    processor.save_pretrained(output_dir)
-    return True
 
 
 def save_hub_folder(
@@ -79,7 +53,7 @@ def save_hub_folder(
         config = json.load(handle)
     if "auto_map" not in config:
         raise RuntimeError(f"{output_dir}/config.json has no auto_map; the folder would not load remotely.")
-    _save_image_processor(model, output_dir)
+    VitPosePlusImageProcessor.from_model_config(model.config).save_pretrained(output_dir)
     if card is not None:
         with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
             handle.write(render_model_card(card))

@@ -135,8 +135,7 @@ class PosePipeline:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         if image_processor is None:
-            height, width = config.image_size
-            image_processor = VitPosePlusImageProcessor(size={"height": height, "width": width})
+            image_processor = VitPosePlusImageProcessor.from_model_config(config, self.dataset_id)
         self.image_processor = image_processor
         if isinstance(detector, str):
             detector = ObjectDetector(detector, detector_labels, detector_threshold, self.device)

@@ -193,6 +193,14 @@ class VitPosePlusImageProcessor(BaseImageProcessor):
         self.dataset = dataset
         self.crop_backend = crop_backend
 
+    @classmethod
+    def from_model_config(cls, config: Any, dataset: int | str = 0, **kwargs: Any) -> VitPosePlusImageProcessor:
+        """The processor matching a `VitPosePlusConfig`: its input size, and `dataset` (the first by default) as the
+        default dataset, which decides the crop geometry (UDP or not) and the decoding."""
+        height, width = config.image_size
+        spec = config.dataset_spec(dataset).to_dict()
+        return cls(size={"height": height, "width": width}, dataset=spec, **kwargs)
+
     # ------------------------------------------------------------------ helpers
     @property
     def input_size(self) -> tuple[int, int]:

@@ -113,3 +113,14 @@ def test_dataset_from_model_config():
         assert out[0][0]["keypoint_names"] == list(config.dataset_spec(i).keypoint_names)
     with pytest.raises(ValueError, match="dataset_spec"):
         proc.post_process_pose_estimation(hm, [[[0, 0, 96, 128]]], dataset=1)
+
+
+def test_processor_from_model_config_takes_size_and_dataset():
+    from conftest import tiny_plus_config
+
+    config = tiny_plus_config()
+    processor = VitPosePlusImageProcessor.from_model_config(config, dataset="aic")
+    assert processor.size == {"height": 64, "width": 48}
+    assert processor.dataset["name"] == "aic" and processor.dataset["use_udp"] is False
+    assert "expert_index" not in processor.dataset
+    assert VitPosePlusImageProcessor.from_model_config(config).dataset["name"] == "coco"

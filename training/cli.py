@@ -15,17 +15,16 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from vitpose_plus.modeling import VitPosePlusForPoseEstimation
+    from vitpose_plus.modeling import VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
 
     from .evaluation import evaluate_keypoints
-    from .train import processor_for
 
     model = VitPosePlusForPoseEstimation.from_pretrained(args.model).eval()
     if args.device:
         model.to(torch.device(args.device))
     model.config.dataset_id(args.dataset)  # a clear error when the model lacks the dataset
     result = evaluate_keypoints(
-        model, processor_for(model), args.annotations, args.images, args.dataset,
+        model, VitPosePlusImageProcessor.from_model_config(model.config), args.annotations, args.images, args.dataset,
         detections_file=args.detections, detection_score_threshold=args.detection_threshold,
         batch_size=args.batch_size, flip_test=not args.no_flip_test,
         nms_threshold=None if args.no_nms else args.nms_threshold, dark_kernel_size=args.dark_kernel,

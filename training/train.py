@@ -328,7 +328,7 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(final_dir)
-        processor_for(unwrapped).save_pretrained(final_dir)
+        VitPosePlusImageProcessor.from_model_config(unwrapped.config).save_pretrained(final_dir)
         with open(os.path.join(run.output_dir, "final_metrics.json"), "w", encoding="utf-8") as handle:
             json.dump(metrics, handle, indent=2)
         try:
@@ -339,11 +339,6 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
             logger.info("matplotlib is not installed; skipping the learning-curve plot.")
     accelerator.end_training()
     return {"metrics": metrics, "model_dir": final_dir, "step": state["step"]}
-
-
-def processor_for(model: VitPosePlusForPoseEstimation) -> VitPosePlusImageProcessor:
-    height, width = model.config.image_size
-    return VitPosePlusImageProcessor(size={"height": height, "width": width}, dataset=model.config.datasets[0])
 
 
 def _save_checkpoint(accelerator: Any, run: Any, state: dict[str, Any]) -> None:
@@ -364,7 +359,7 @@ def _evaluate_and_log(accelerator: Any, model: Any, config: TrainingConfig, step
         unwrapped = accelerator.unwrap_model(model)
         was_training = unwrapped.training
         unwrapped.eval()
-        processor = processor_for(unwrapped)
+        processor = VitPosePlusImageProcessor.from_model_config(unwrapped.config)
         for dataset in config.datasets:
             if dataset.val is None:
                 continue
