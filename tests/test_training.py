@@ -14,7 +14,7 @@ from vitpose_plus import VitPosePlusForPoseEstimation
 from vitpose_plus.training import COCO_KEYPOINTS_METRIC_PATH
 from vitpose_plus.training.config import load_training_config
 from vitpose_plus.training.data_pipeline import KeypointCollator, MixedSampler
-from vitpose_plus.training.metrics import apply_oks_nms, coco_keypoint_ap, oks_nms
+from vitpose_plus.training.metrics import apply_oks_nms, coco_keypoint_ap, oks_nms, pckh
 from vitpose_plus.training.train import TrainingDiverged, lr_factor, train
 
 TINY_MODEL = {
@@ -305,3 +305,14 @@ def test_shipped_recipes_parse_and_name_the_missing_files(recipe):
 
     with pytest.raises(ValueError, match=r"= '/path/to/.*' does not exist"):
         load_training_config(os.path.join(CONFIG_DIR, f"{recipe}.yaml"))
+
+
+def test_pckh_against_hand_computed_values():
+    truth = np.zeros((2, 3, 2))
+    predicted = truth.copy()
+    predicted[0, :, 0] = [1.0, 2.0, 6.0]  # head size 10: 0.1, 0.2, 0.6 -> two of three within 0.5
+    predicted[1, :, 1] = [4.0, 5.0, 9.0]  # head size 10: 0.4, 0.5 (inclusive), 0.9 (not visible)
+    visible = np.array([[True, True, True], [True, True, False]])
+    assert pckh(predicted, truth, visible, np.array([10.0, 10.0])) == pytest.approx(4 / 5)
+    assert pckh(predicted, truth, visible, np.array([10.0, 10.0]), threshold=0.15) == pytest.approx(1 / 5)
+    assert pckh(predicted, truth, np.zeros((2, 3), bool), np.array([10.0, 10.0])) == 0.0

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -168,14 +168,3 @@ def pckh(
     if not mask.any():
         return 0.0
     return float((normalised[mask] <= threshold).mean())
-
-
-def ground_truth_as_predictions(ground_truth: dict[str, Any], score: float = 1.0) -> Iterable[dict[str, Any]]:
-    """Ground-truth annotations written as result records (an AP = 1.0 sanity check)."""
-    for ann in ground_truth["annotations"]:
-        if np.count_nonzero(np.asarray(ann["keypoints"])[2::3]) == 0:
-            continue
-        keypoints = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3).copy()
-        keypoints[:, 2] = score
-        yield {"image_id": ann["image_id"], "category_id": ann.get("category_id", 1),
-               "keypoints": keypoints.reshape(-1).tolist(), "score": score}
