@@ -124,8 +124,8 @@ def main() -> None:
         print(f"| {name} | {median:.2f} | {args.batch_size / median:.1f} | {median / routed:.2f}x |")
 
     # Data pipeline: one worker's throughput.
-    from vitpose_plus.training.datasets import load_keypoint_dataset
-    from vitpose_plus.training.synthetic import make_synthetic_dataset
+    from vitpose_plus.data.datasets import load_keypoint_dataset
+    from vitpose_plus.data.synthetic import make_synthetic_dataset
     from vitpose_plus.training.transforms import TopDownTransform
 
     with tempfile.TemporaryDirectory() as tmp:

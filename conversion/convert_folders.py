@@ -7,9 +7,10 @@ import json
 import logging
 import os
 
+from ..file_io import load_model_folder
 from ..modeling import VitPosePlusForPoseEstimation
 from .convert_original import SIZE_BY_WIDTH
-from .hub_folder import load_model_folder, save_hub_folder
+from .hub_folder import save_hub_folder
 from .model_card import card_info_for_model
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ import argparse
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
+    from ..file_io import load_model_folder
     from .export_onnx import export_onnx
-    from .hub_folder import load_model_folder
 
     model = load_model_folder(args.model)
     result = export_onnx(

@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any
 
-from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
+from ..modeling import VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
 from .model_card import ModelCardInfo, render_model_card
 
 logger = logging.getLogger(__name__)
@@ -64,24 +64,3 @@ def save_hub_folder(
     files = sorted(os.listdir(output_dir))
     logger.info("wrote %s: %s", output_dir, ", ".join(files))
     return files
-
-
-def load_model_folder(path: str | os.PathLike, **kwargs: Any) -> VitPosePlusForPoseEstimation:
-    """Load one of our model folders (or Hub id) as `VitPosePlusForPoseEstimation`, in eval mode."""
-    path = os.fspath(path)
-    config_file = os.path.join(path, "config.json")
-    if os.path.isdir(path) and not os.path.isfile(config_file):
-        raise FileNotFoundError(f"{path!r} has no config.json; expected a model folder written by vitpose-plus.")
-    if os.path.isfile(config_file):
-        with open(config_file, encoding="utf-8") as handle:
-            model_type = json.load(handle).get("model_type")
-        if model_type != VitPosePlusConfig.model_type:
-            raise ValueError(
-                f"{config_file} has model_type {model_type!r}, expected {VitPosePlusConfig.model_type!r}"
-                + (
-                    " (a transformers VitPose folder: use `convert from-transformers`)"
-                    if model_type == "vitpose"
-                    else ""
-                )
-            )
-    return VitPosePlusForPoseEstimation.from_pretrained(path, **kwargs).eval()

@@ -13,7 +13,8 @@ import logging
 import os
 import re
 
-from .hub_folder import load_model_folder, save_hub_folder
+from ..file_io import load_model_folder
+from .hub_folder import save_hub_folder
 from .model_card import CATALOG_VARIANTS, ModelCardInfo, card_info_for_model, validate_model_card
 
 logger = logging.getLogger(__name__)

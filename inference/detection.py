@@ -62,7 +62,7 @@ def load_boxes_file(path: str | os.PathLike, box_format: str = "xywh") -> dict[s
     Raises:
         ValueError: naming the file and the entry when the file is not JSON or not in one of these layouts.
     """
-    from ..training.datasets import read_json_file
+    from ..file_io import read_json_file
 
     if box_format not in ("xywh", "xyxy"):
         raise ValueError(f"box_format must be 'xywh' or 'xyxy', got {box_format!r}.")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..file_io import read_image
 from ..modeling import VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
 from ..modeling.dataset_specs import KeypointDatasetSpec
 from .detection import Boxes, ObjectDetector, boxes_for_image, load_boxes_file
@@ -68,14 +69,6 @@ class PoseInstance:
         }
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as an `(H, W, 3)` uint8 RGB array; `ValueError` naming the file when it cannot be read."""
-    from ..training.datasets import decode_image
-
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Image file {path!r} does not exist.")
-    return decode_image(path)
 
 
 def _as_rgb(image: np.ndarray | str | os.PathLike | Any) -> np.ndarray:
@@ -146,7 +139,7 @@ class PosePipeline:
     @classmethod
     def from_pretrained(cls, model_id: str | os.PathLike, **kwargs: Any) -> PosePipeline:
         """Load a vitpose-plus model folder or Hub id (and its `preprocessor_config.json` when present)."""
-        from ..conversion.hub_folder import load_model_folder
+        from ..file_io import load_model_folder
 
         model = load_model_folder(model_id)
         processor = None

@@ -11,10 +11,11 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from vitpose_plus.data.datasets import load_keypoint_dataset
+from vitpose_plus.data.synthetic import SYNTHETIC_HAND_SPEC, make_synthetic_dataset
+from vitpose_plus.file_io import decode_image
 from vitpose_plus.modeling.dataset_specs import get_dataset_spec
 from vitpose_plus.modeling.keypoint_codecs import box_to_center_scale
-from vitpose_plus.training.datasets import decode_image, load_keypoint_dataset
-from vitpose_plus.training.synthetic import SYNTHETIC_HAND_SPEC, make_synthetic_dataset
 from vitpose_plus.training.transforms import TopDownTransform
 
 

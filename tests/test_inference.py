@@ -41,7 +41,7 @@ def image_file(tmp_path_factory):
 
 def expected_keypoints(folder, image: np.ndarray, boxes, dataset: str) -> list[dict]:
     """Direct processor + model computation (the reference for the pipeline)."""
-    from vitpose_plus.conversion.hub_folder import load_model_folder
+    from vitpose_plus.file_io import load_model_folder
 
     model = load_model_folder(folder)
     spec = model.config.dataset_spec(dataset)

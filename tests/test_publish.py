@@ -37,7 +37,7 @@ def test_publish_folder_loads_in_fresh_process(model_folder, tmp_path, pixel_val
     assert config["auto_map"]["AutoModelForPoseEstimation"] == "modeling_vitpose_plus.VitPosePlusForPoseEstimation"
     assert "acme/tiny-plus" in (out / "README.md").read_text()
 
-    from vitpose_plus.conversion.hub_folder import load_model_folder
+    from vitpose_plus.file_io import load_model_folder
 
     model = load_model_folder(model_folder)
     with torch.no_grad():

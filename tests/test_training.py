@@ -11,10 +11,10 @@ import torch
 import yaml
 
 from vitpose_plus import VitPosePlusForPoseEstimation
-from vitpose_plus.training import COCO_KEYPOINTS_METRIC_PATH
+from vitpose_plus.evaluation import COCO_KEYPOINTS_METRIC_PATH
+from vitpose_plus.evaluation.metrics import apply_oks_nms, coco_keypoint_ap, oks_nms, pckh
 from vitpose_plus.training.config import load_training_config
 from vitpose_plus.training.data_pipeline import KeypointCollator, MixedSampler
-from vitpose_plus.training.metrics import apply_oks_nms, coco_keypoint_ap, oks_nms, pckh
 from vitpose_plus.training.train import TrainingDiverged, lr_factor, train
 
 TINY_MODEL = {
@@ -124,7 +124,7 @@ def test_config_validation_errors(tmp_path):
 
 
 def test_keypoint_count_mismatch_fails_at_start(tmp_path):
-    from vitpose_plus.training.synthetic import make_synthetic_dataset
+    from vitpose_plus.data.synthetic import make_synthetic_dataset
 
     annotations = make_synthetic_dataset("coco", 2, 0, tmp_path / "coco_data", image_size=(96, 96))
     path = write_config(tmp_path, datasets=[
@@ -275,8 +275,8 @@ def test_oks_nms_against_hand_computed_overlap():
 # ------------------------------------------------------------------------------------------------------ Trainer
 def test_trainer_runs_a_few_steps_with_compute_metrics(tmp_path):
     from vitpose_plus import VitPosePlusConfig
-    from vitpose_plus.training.datasets import load_keypoint_dataset
-    from vitpose_plus.training.synthetic import make_synthetic_dataset
+    from vitpose_plus.data.datasets import load_keypoint_dataset
+    from vitpose_plus.data.synthetic import make_synthetic_dataset
     from vitpose_plus.training.trainer_example import build_trainer
 
     annotations = make_synthetic_dataset("coco", 4, 0, tmp_path / "data", image_size=(96, 96))

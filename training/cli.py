@@ -15,9 +15,8 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from vitpose_plus.evaluation.evaluate import evaluate_keypoints
     from vitpose_plus.modeling import VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
-
-    from .evaluation import evaluate_keypoints
 
     model = VitPosePlusForPoseEstimation.from_pretrained(args.model).eval()
     if args.device:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import decode_image
+from vitpose_plus.file_io import decode_image
+
 from .transforms import TopDownTransform
 
 

@@ -30,6 +30,8 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from vitpose_plus.data.datasets import load_keypoint_dataset
+from vitpose_plus.evaluation.evaluate import evaluate_keypoints
 from vitpose_plus.modeling import (
     LAYER_DECAY_RATES,
     KeypointDatasetSpec,
@@ -42,8 +44,6 @@ from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImage
 
 from .config import DatasetConfig, TrainingConfig, load_training_config
 from .data_pipeline import KeypointCollator, MixedDataset, MixedSampler, TopDownTrainingDataset
-from .datasets import load_keypoint_dataset
-from .evaluation import evaluate_keypoints
 from .transforms import TopDownTransform
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,9 @@ def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
 
 def materialise_synthetic(config: TrainingConfig, is_main: bool) -> None:
     """Render the synthetic datasets of the run (once; kept under `<output_dir>/data` for resumes and evaluation)."""
+    from vitpose_plus.data.synthetic import make_synthetic_dataset
+
     from .config import SplitConfig
-    from .synthetic import make_synthetic_dataset
 
     for dataset in config.datasets:
         synth = dataset.synthetic

@@ -16,9 +16,9 @@ import tempfile
 
 from transformers import Trainer, TrainingArguments
 
+from vitpose_plus.data.datasets import load_keypoint_dataset
 from vitpose_plus.modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
 
-from .datasets import load_keypoint_dataset
 from .trainer_utils import KeypointCollator, make_compute_metrics, trainer_arguments
 from .transforms import TopDownTransform
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = model.config.dataset_spec(args.dataset)
     with tempfile.TemporaryDirectory(prefix="vitpose_trainer_") as tmp:
         if args.train_annotations is None:
-            from .synthetic import make_synthetic_dataset
+            from vitpose_plus.data.synthetic import make_synthetic_dataset
 
             train_json = make_synthetic_dataset(spec, 300, 0, os.path.join(tmp, "train"))
             val_json = make_synthetic_dataset(spec, 40, 1, os.path.join(tmp, "val"))

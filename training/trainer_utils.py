@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vitpose_plus.evaluation.metrics import coco_keypoint_ap
 from vitpose_plus.modeling import VitPosePlusConfig
 from vitpose_plus.modeling.keypoint_codecs import decode_heatmaps
 
 from .data_pipeline import KeypointCollator
-from .metrics import coco_keypoint_ap
 
 __all__ = ["KeypointCollator", "make_compute_metrics", "trainer_arguments"]
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vitpose_plus.file_io import decode_image
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 from vitpose_plus.modeling.keypoint_codecs import (
     DEFAULT_HEATMAP_SIZE,
@@ -42,8 +43,6 @@ from vitpose_plus.modeling.keypoint_codecs import (
     warp_image,
     warp_matrix,
 )
-
-from .datasets import decode_image
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -1,7 +1,7 @@
 """`evaluate` metric module: COCO keypoint AP/AR with per-dataset OKS sigmas and OKS-NMS.
 
     import evaluate
-    from vitpose_plus.training import COCO_KEYPOINTS_METRIC_PATH
+    from vitpose_plus.evaluation import COCO_KEYPOINTS_METRIC_PATH
     metric = evaluate.load(COCO_KEYPOINTS_METRIC_PATH)
     metric.add_batch(predictions=[...], references=[...])   # one entry per image
     metric.compute(dataset="ap10k")   # or sigmas=[...]
@@ -9,7 +9,7 @@
 Each example is one image. A prediction holds that image's detected instances (`keypoints`: per instance a flat
 `[x, y, score] * K` list, `scores`, `areas` = padded box areas for OKS-NMS); a reference holds its ground-truth
 instances (`keypoints`: flat `[x, y, v] * K`, `bboxes` xywh, `areas`). The computation is
-`vitpose_plus.training.metrics` (the same functions `vitpose-plus evaluate` uses).
+`vitpose_plus.evaluation.metrics` (the same functions `vitpose-plus evaluate` uses).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import datasets
 import evaluate
 
+from vitpose_plus.evaluation.metrics import apply_oks_nms, coco_keypoint_ap
 from vitpose_plus.modeling.dataset_specs import get_dataset_spec
-from vitpose_plus.training.metrics import apply_oks_nms, coco_keypoint_ap
 
 _FEATURES = datasets.Features(
     {

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vitpose_plus.file_io import decode_image, read_json_file
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 from vitpose_plus.modeling.keypoint_codecs import sanitize_box
 
-from .datasets import decode_image, read_json_file
 from .metrics import apply_oks_nms, coco_keypoint_ap
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ Bad input: malformed files raise `ValueError` naming the file and the annotation
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ from typing import Any
 import numpy as np
 from datasets import Array2D, Dataset, Features, Image, Sequence, Value
 
+from vitpose_plus.file_io import read_json_file
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
-from vitpose_plus.modeling.image_processing_vitpose_plus import to_rgb_array
 from vitpose_plus.modeling.keypoint_codecs import mpii_center_scale, sanitize_box
 
 logger = logging.getLogger(__name__)
@@ -74,16 +73,6 @@ def keypoint_features(num_keypoints: int, with_center_scale: bool = False) -> Fe
     return Features(feats)
 
 
-def read_json_file(path: str | os.PathLike, what: str = "annotation") -> Any:
-    """Parse a JSON file; `ValueError` naming the file (and what it was meant to be) when unreadable or invalid."""
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as err:
-        raise ValueError(f"Cannot read {what} file {path!r}: {err}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{what.capitalize()} file {path!r} is not valid JSON: {err}") from err
 
 
 def _numbers(value: Any, length: int, what: str, where: str) -> np.ndarray:
@@ -294,43 +283,6 @@ def _mpii_rows(
     return rows, stats
 
 
-def decode_image(value: Any, context: str = "") -> np.ndarray:
-    """An `image` cell (PIL image, `{"path", "bytes"}` dict from `Image(decode=False)`, path or array) to RGB uint8.
-
-    Grayscale is repeated to three channels, alpha is dropped and 16-bit images are scaled by 1/257 (rounded).
-
-    Returns:
-        `(H, W, 3)` uint8 array. Raises `ValueError` naming `context` (e.g. the annotation id) when unreadable.
-    """
-    import cv2
-
-    where = f" ({context})" if context else ""
-    if isinstance(value, (str, os.PathLike)):
-        value = {"path": os.fspath(value), "bytes": None}
-    if isinstance(value, dict):
-        raw = value.get("bytes")
-        file_path = value.get("path")
-        if raw is None:
-            try:
-                with open(file_path, "rb") as handle:
-                    raw = handle.read()
-            except (OSError, TypeError) as err:
-                raise ValueError(f"Cannot read image file {file_path!r}{where}: {err}") from err
-        arr = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        if arr is None:
-            raise ValueError(f"Image {file_path!r}{where} could not be decoded (corrupt or unsupported file).")
-        if arr.ndim == 3 and arr.shape[2] == 4:
-            arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGB)
-        elif arr.ndim == 3 and arr.shape[2] == 3:
-            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-        value = arr
-    try:
-        rgb = to_rgb_array(value, 0)
-    except ValueError as err:
-        raise ValueError(f"Unsupported image{where}: {err}") from err
-    if rgb.dtype != np.uint8:
-        rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    return rgb
 
 
-__all__ = ["KeypointLoadStats", "decode_image", "keypoint_features", "load_keypoint_dataset"]
+__all__ = ["KeypointLoadStats", "keypoint_features", "load_keypoint_dataset"]
