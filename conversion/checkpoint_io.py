@@ -1,52 +1,19 @@
-"""Reading checkpoints from disk and the error type shared by every converter."""
+"""Reading checkpoint files (`.pth` / `.pt` / `.bin` / `.safetensors`) into plain state dicts."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import torch
+
+from .state_dict_tools import CheckpointConversionError
 
 logger = logging.getLogger(__name__)
 
 #: Keys under which training frameworks nest the state dict, tried in this order.
 _NESTING_KEYS = ("state_dict", "model", "module")
-
-
-class CheckpointConversionError(ValueError):
-    """A checkpoint cannot be converted exactly.
-
-    Attributes:
-        unknown: source keys that match no rule.
-        missing: target keys that no source key provides.
-        mismatched: `(key, got_shape, expected_shape)` triples.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        source: str | None = None,
-        unknown: Iterable[str] = (),
-        missing: Iterable[str] = (),
-        mismatched: Iterable[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
-    ):
-        self.source = source
-        self.unknown = sorted(unknown)
-        self.missing = sorted(missing)
-        self.mismatched = sorted(mismatched)
-        lines = [message if source is None else f"{source}: {message}"]
-        if self.unknown:
-            lines.append(f"{len(self.unknown)} unknown key(s) (no mapping rule):")
-            lines.extend(f"  {key}" for key in self.unknown)
-        if self.missing:
-            lines.append(f"{len(self.missing)} missing key(s) (needed by the target model, absent from the source):")
-            lines.extend(f"  {key}" for key in self.missing)
-        if self.mismatched:
-            lines.append(f"{len(self.mismatched)} key(s) with a wrong shape:")
-            lines.extend(f"  {key}: got {list(got)}, expected {list(want)}" for key, got, want in self.mismatched)
-        super().__init__("\n".join(lines))
 
 
 def _unwrap(obj: object, path: str) -> dict[str, torch.Tensor]:
@@ -95,21 +62,50 @@ def load_state_dict_file(path: str | os.PathLike, *, allow_unsafe_pickle: bool =
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint file {path!r} does not exist.")
+    if os.path.getsize(path) == 0:
+        raise CheckpointConversionError("the file is empty (0 bytes); download it again", source=path)
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return _unwrap(load_file(path), path)
+        try:
+            return _unwrap(load_file(path), path)
+        except Exception as err:  # safetensors raises SafetensorError for truncated or foreign files
+            raise CheckpointConversionError(
+                f"cannot read it as safetensors ({type(err).__name__}: {err}); the file is truncated or not a "
+                "safetensors file",
+                source=path,
+            ) from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
     except Exception as err:  # torch raises UnpicklingError or RuntimeError depending on the version
+        text = str(err)
+        if _looks_truncated(path, text):
+            raise CheckpointConversionError(
+                f"the file is truncated or not a PyTorch checkpoint ({type(err).__name__}: {text[:200]}); download "
+                "it again",
+                source=path,
+            ) from err
         if allow_unsafe_pickle:
             raise CheckpointConversionError(f"torch.load failed: {err}", source=path) from err
         raise CheckpointConversionError(
-            f"torch.load(weights_only=True) cannot read this file ({type(err).__name__}: {str(err)[:300]}). If you "
+            f"torch.load(weights_only=True) cannot read this file ({type(err).__name__}: {text[:300]}). If you "
             "trust the file, pass --allow-unsafe-pickle (allow_unsafe_pickle=True) to unpickle it fully.",
             source=path,
         ) from err
     return _unwrap(obj, path)
+
+
+def _looks_truncated(path: str, message: str) -> bool:
+    """A torch.load failure that no unpickling option can fix: a cut zip archive or a cut legacy pickle."""
+    import zipfile
+
+    markers = ("central directory", "failed reading zip archive", "Ran out of input", "EOF", "truncated",
+               "invalid load key", "could not find MARK", "pickle data was truncated")
+    if any(marker in message for marker in markers):
+        return True
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    return magic == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def sha256_of_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

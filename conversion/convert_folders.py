@@ -3,15 +3,14 @@ one) and transformers' own VitPose folders (the Hub's `usyd-community/vitpose-*`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
-from ..file_io import load_model_folder
+from ..file_io import load_model_folder, save_model_folder, write_json
+from ..hub_cards.cards import card_info_for_model
 from ..modeling import VitPosePlusForPoseEstimation
-from .convert_original import SIZE_BY_WIDTH
-from .hub_folder import save_hub_folder
-from .model_card import card_info_for_model
+from ..modeling.catalog import preset_for_architecture
+from .transformers_vitpose import from_transformers_vitpose, to_transformers_vitpose
 
 logger = logging.getLogger(__name__)
 
@@ -22,29 +21,20 @@ _IMAGENET_STD = [0.229, 0.224, 0.225]
 
 def _preset_name(model: VitPosePlusForPoseEstimation) -> str | None:
     c = model.config
-    size = SIZE_BY_WIDTH.get(c.hidden_size)
-    if size is None:
-        return None
-    if c.num_experts > 1:
-        return f"vitpose-plus-{size}"
-    return f"vitpose-{size}" + ("-simple" if c.decoder_type == "simple" else "")
-
-
-def split_model(model: VitPosePlusForPoseEstimation, dataset: int | str) -> VitPosePlusForPoseEstimation:
-    """The dense single-dataset model of `dataset` (fc2 = cat(fc2, expert), that dataset's head only): what the
-    original `tools/model_split.py` meant to produce, without its leftovers."""
-    return model.merge_experts(dataset)
+    preset = preset_for_architecture(c.hidden_size, c.num_experts, c.decoder_type)
+    return preset.name if preset is not None else None
 
 
 def split_model_folder(
-    model_dir: str | os.PathLike, dataset: int | str, output_dir: str | os.PathLike, max_shard_size: str = "5GB"
+    model_dir: str | os.PathLike, dataset: int | str, output_dir: str | os.PathLike, max_shard_size: str = "5GB",
+    overwrite: bool = False,
 ) -> VitPosePlusForPoseEstimation:
     """`vitpose-plus convert split`: load `model_dir`, merge the experts for `dataset`, save a Hub folder."""
     model = load_model_folder(model_dir)
     if isinstance(dataset, str) and dataset.isdigit():
         dataset = int(dataset)
     dataset_name = model.config.dataset_names[model.config.dataset_id(dataset)]
-    dense = split_model(model, dataset)
+    dense = model.merge_experts(dataset)
     preset = _preset_name(model)
     card = card_info_for_model(
         dense,
@@ -60,7 +50,7 @@ def split_model_folder(
             f"`vitpose-plus convert split --dataset {dataset_name}`."
         ],
     )
-    save_hub_folder(dense, output_dir, card=card, max_shard_size=max_shard_size)
+    save_model_folder(dense, output_dir, card=card, max_shard_size=max_shard_size, overwrite=overwrite)
     return dense
 
 
@@ -77,9 +67,7 @@ def write_transformers_preprocessor_config(output_dir: str | os.PathLike, image_
         "rescale_factor": 1 / 255,
         "size": {"height": int(image_size[0]), "width": int(image_size[1])},
     }
-    with open(os.path.join(os.fspath(output_dir), "preprocessor_config.json"), "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2)
-        handle.write("\n")
+    write_json(os.path.join(os.fspath(output_dir), "preprocessor_config.json"), config)
 
 
 def to_transformers_folder(
@@ -87,6 +75,7 @@ def to_transformers_folder(
     output_dir: str | os.PathLike,
     dataset: int | str | None = None,
     max_shard_size: str = "5GB",
+    overwrite: bool = False,
 ):
     """`vitpose-plus convert to-transformers`: our folder -> transformers' `VitPoseForPoseEstimation` folder.
 
@@ -95,7 +84,9 @@ def to_transformers_folder(
     model = load_model_folder(model_dir)
     if isinstance(dataset, str) and dataset.isdigit():
         dataset = int(dataset)
-    hf_model = model.to_transformers_vitpose(dataset)
+    hf_model = to_transformers_vitpose(model, dataset)
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise FileExistsError(f"Output folder {os.fspath(output_dir)!r} exists and is not empty; pass --overwrite.")
     os.makedirs(output_dir, exist_ok=True)
     hf_model.save_pretrained(output_dir, max_shard_size=max_shard_size)
     write_transformers_preprocessor_config(output_dir, list(model.config.image_size))
@@ -103,10 +94,10 @@ def to_transformers_folder(
 
 
 def from_transformers_folder(
-    model_dir: str | os.PathLike, output_dir: str | os.PathLike, max_shard_size: str = "5GB"
+    model_dir: str | os.PathLike, output_dir: str | os.PathLike, max_shard_size: str = "5GB", overwrite: bool = False
 ) -> VitPosePlusForPoseEstimation:
     """`vitpose-plus convert from-transformers`: a transformers VitPose folder (or Hub id) -> our Hub folder."""
-    model = VitPosePlusForPoseEstimation.from_transformers_vitpose(os.fspath(model_dir)).eval()
+    model = from_transformers_vitpose(os.fspath(model_dir)).eval()
     preset = _preset_name(model)
     card = card_info_for_model(
         model,
@@ -118,5 +109,5 @@ def from_transformers_folder(
             "`vitpose-plus convert from-transformers`."
         ],
     )
-    save_hub_folder(model, output_dir, card=card, max_shard_size=max_shard_size)
+    save_model_folder(model, output_dir, card=card, max_shard_size=max_shard_size, overwrite=overwrite)
     return model

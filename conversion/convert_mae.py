@@ -16,7 +16,6 @@ Sources: (a) original MAE `.pth` checkpoints (timm layout, usually under `model`
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -26,19 +25,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
-from ..modeling.configuration_vitpose_plus import PRESETS
-from .checkpoint_io import CheckpointConversionError, load_state_dict_file
+from .checkpoint_io import load_state_dict_file
+from .state_dict_tools import (
+    CheckpointConversionError,
+    Source,
+    fuse_qkv,
+    ignore_by_patterns,
+    pad_patch_kernel,
+    remap,
+    resize_position_table,
+    rows,
+)
 
 logger = logging.getLogger(__name__)
 
-_IGNORE_RULES: tuple[tuple[re.Pattern, str], ...] = (
-    (re.compile(r"^cls_token$"), "ViTPose has no cls token (its position slot is kept and added to every token)"),
-    (re.compile(r"^(decoder\.)?mask_token$"), "MAE mask token: pre-training only"),
-    (re.compile(r"^decoder[._]"), "MAE decoder: pre-training only"),
-    (re.compile(r"^(head|fc_norm)\."), "classification fine-tuning layer: not part of ViTPose"),
+_IGNORE_RULES: tuple[tuple[str, str], ...] = (
+    (r"cls_token", "ViTPose has no cls token (its position slot is kept and added to every token)"),
+    (r"(decoder\.)?mask_token", "MAE mask token: pre-training only"),
+    (r"decoder[._].*", "MAE decoder: pre-training only"),
+    (r"(head|fc_norm)\..*", "classification fine-tuning layer: not part of ViTPose"),
 )
 _FINAL_NORM_REASON = (
     "MAE's final norm; the original ViTPose initialisation does not load it into last_norm (name mismatch), so "
@@ -89,7 +96,7 @@ def _hf_to_timm(state: Mapping[str, torch.Tensor], source: str) -> dict[str, tor
             raise CheckpointConversionError(
                 f"layer {layer} {param}: found only {sorted(parts)} of query/key/value", source=source
             )
-        out[f"blocks.{layer}.attn.qkv.{param}"] = torch.cat([parts["query"], parts["key"], parts["value"]], 0)
+        out[f"blocks.{layer}.attn.qkv.{param}"] = fuse_qkv(parts["query"], parts["key"], parts["value"])
     return out
 
 
@@ -140,36 +147,17 @@ def read_mae_state_dict(path: str | os.PathLike, *, allow_unsafe_pickle: bool = 
 # ---------------------------------------------------------------------------------------------------------- tensors
 
 
-def pad_patch_kernel(weight: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad a `(D, C, k, k)` patch kernel around the centre to `(D, C, size, size)` (`patch_padding='pad'`)."""
-    k = weight.shape[-1]
-    if k == size:
-        return weight
-    if k > size:
-        raise CheckpointConversionError(f"patch kernel {k}x{k} is larger than the model's {size}x{size}")
-    before = (size - k) // 2
-    after = size - k - before
-    return F.pad(weight, (before, after, before, after))
-
-
-def resize_position_table(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """`(1, extra + g*g, D)` MAE table -> `(1, 1 + grid_h * grid_w, D)`: bicubic (align_corners=False) resize of the
-    square grid, the cls slot kept in front (a zero slot when the source has none)."""
+def mae_position_table(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """`(1, extra + g*g, D)` MAE table -> `(1, 1 + grid_h * grid_w, D)`: the square grid resized (bicubic,
+    align_corners=False) with the cls slot kept in front (a zero slot when the source has none)."""
     num = pos.shape[1]
     side = int(round((num - 1) ** 0.5)) if num > 1 else 0
-    if side * side + 1 == num:
-        extra, tokens = pos[:, :1], pos[:, 1:]
-    elif int(round(num**0.5)) ** 2 == num:
+    if side * side + 1 != num:
         side = int(round(num**0.5))
-        extra, tokens = pos.new_zeros(1, 1, pos.shape[2]), pos
-    else:
-        raise CheckpointConversionError(f"pos_embed has {num} slots: neither g*g nor 1 + g*g")
-    dim = pos.shape[2]
-    tokens = tokens.reshape(1, side, side, dim).permute(0, 3, 1, 2).float()
-    if (side, side) != tuple(grid):
-        tokens = F.interpolate(tokens, size=tuple(grid), mode="bicubic", align_corners=False)
-    tokens = tokens.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(pos.dtype)
-    return torch.cat([extra, tokens], dim=1)
+        if side * side != num:
+            raise CheckpointConversionError(f"pos_embed has {num} slots: neither g*g nor 1 + g*g")
+        pos = torch.cat([pos.new_zeros(1, 1, pos.shape[2]), pos], dim=1)
+    return resize_position_table(pos, (side, side), tuple(grid))
 
 
 # ---------------------------------------------------------------------------------------------------------- init
@@ -183,7 +171,7 @@ class MaeInitResult:
         model: the model (train mode, ready for fine-tuning).
         mapped: `{MAE key: our key(s)}` (fc2 maps to fc2 and every expert).
         ignored: `{MAE key: reason}`.
-        initialised: `{our key prefix: reason}` for tensors that keep the model's own initialisation.
+        initialised: `{our key: reason}` for tensors that keep the model's own initialisation.
     """
 
     model: VitPosePlusForPoseEstimation
@@ -194,11 +182,50 @@ class MaeInitResult:
     def summary(self) -> str:
         lines = [f"mapped {len(self.mapped)} MAE tensors, ignored {len(self.ignored)}"]
         lines += [f"  ignored {k}: {v}" for k, v in sorted(self.ignored.items())]
-        lines += [f"  kept initialisation {k}: {v}" for k, v in sorted(self.initialised.items())]
+        reasons: dict[str, int] = {}
+        for reason in self.initialised.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        lines += [f"  kept initialisation of {n} tensor(s): {why}" for why, n in reasons.items()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mapped": self.mapped, "ignored": self.ignored, "initialised": self.initialised}
+
+
+def mae_plan(mae: Mapping[str, torch.Tensor], config: VitPosePlusConfig, load_final_norm: bool) -> dict[str, Source]:
+    """`{our key: Source(MAE key)}` for the backbone of a `config` model from MAE encoder weights (timm names)."""
+    dim, pf = config.hidden_size, config.part_features
+    grid = config.patch_grid()
+    plan: dict[str, Source] = {
+        "backbone.embeddings.position_embeddings": Source.of(
+            "pos_embed", lambda t: mae_position_table(t, grid), f"resized to {grid[0]}x{grid[1]}"),
+        "backbone.embeddings.patch_embeddings.weight": Source.of(
+            "patch_embed.proj.weight", lambda t: pad_patch_kernel(t, config.patch_size)
+            if t.ndim == 4 and t.shape[-1] <= config.patch_size else t),
+        "backbone.embeddings.patch_embeddings.bias": Source.of("patch_embed.proj.bias"),
+    }
+    if load_final_norm:
+        for param in ("weight", "bias"):
+            plan[f"backbone.layernorm.{param}"] = Source.of(f"norm.{param}")
+    for i in range(config.num_hidden_layers):
+        ours, theirs = f"backbone.layers.{i}", f"blocks.{i}"
+        for a, b in (("norm1", "norm1"), ("norm2", "norm2"), ("attention.qkv", "attn.qkv"),
+                     ("attention.proj", "attn.proj"), ("mlp.fc1", "mlp.fc1")):
+            for param in ("weight", "bias"):
+                plan[f"{ours}.{a}.{param}"] = Source.of(f"{theirs}.{b}.{param}")
+        for param in ("weight", "bias"):
+            fc2 = f"{theirs}.mlp.fc2.{param}"
+            if config.num_experts == 1:
+                plan[f"{ours}.mlp.fc2.{param}"] = Source.of(fc2)
+                continue
+            if fc2 in mae and mae[fc2].shape[0] != dim:  # reported as a shape mismatch of the shared part
+                plan[f"{ours}.mlp.fc2.{param}"] = Source.of(fc2)
+                continue
+            # The original MAE loader: shared fc2 = the first D - pf output rows, every expert = the last pf rows.
+            plan[f"{ours}.mlp.fc2.{param}"] = Source.of(fc2, rows(0, dim - pf), f"rows 0:{dim - pf}")
+            for e in range(config.num_experts):
+                plan[f"{ours}.mlp.experts.{e}.{param}"] = Source.of(fc2, rows(dim - pf, dim), f"rows {dim - pf}:{dim}")
+    return plan
 
 
 def init_from_mae_state_dict(
@@ -214,87 +241,27 @@ def init_from_mae_state_dict(
         CheckpointConversionError: listing every unknown, missing or mis-shaped key.
     """
     model = VitPosePlusForPoseEstimation(config)
-    own = model.state_dict()
-    dim, pf = config.hidden_size, config.part_features
-    new: dict[str, torch.Tensor] = {}
-    mapped: dict[str, str] = {}
-    ignored: dict[str, str] = {}
-    unknown: list[str] = []
-    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-    grid = model.backbone.embeddings.grid_size
-
-    def put(src: str, ours: str, tensor: torch.Tensor, shown_shape: tuple[int, ...] | None = None) -> None:
-        if ours not in own:
-            unknown.append(f"{src} (no {ours} in a {config.num_hidden_layers}-block model)")
-            return
-        if tuple(tensor.shape) != tuple(own[ours].shape):
-            mismatched.append((src, shown_shape or tuple(tensor.shape), tuple(own[ours].shape)))
-            return
-        new[ours] = tensor
-        mapped[src] = ours if src not in mapped else f"{mapped[src]}, {ours}"
-
-    for key, tensor in mae.items():
-        reason = next((why for pattern, why in _IGNORE_RULES if pattern.match(key)), None)
-        if key in ("norm.weight", "norm.bias"):
-            if load_final_norm:
-                put(key, f"backbone.layernorm.{key.split('.')[1]}", tensor)
-            else:
-                ignored[key] = _FINAL_NORM_REASON
-            continue
-        if reason is not None:
-            ignored[key] = reason
-            continue
-        if key == "pos_embed":
-            if tensor.shape[-1] != dim:
-                mismatched.append((key, tuple(tensor.shape), (1, "1 + grid", dim)))
-                continue
-            put(key, "backbone.embeddings.position_embeddings", resize_position_table(tensor, grid))
-            continue
-        if key in ("patch_embed.proj.weight", "patch_embed.proj.bias"):
-            if key.endswith("weight") and tensor.ndim == 4 and tensor.shape[-1] <= config.patch_size:
-                tensor = pad_patch_kernel(tensor, config.patch_size)
-            put(key, f"backbone.embeddings.patch_embeddings.{key.rsplit('.', 1)[1]}", tensor)
-            continue
-        m = re.fullmatch(r"blocks\.(\d+)\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)", key)
-        if not m:
-            unknown.append(key)
-            continue
-        layer, module, param = m.groups()
-        ours = f"backbone.layers.{layer}." + {"attn.qkv": "attention.qkv", "attn.proj": "attention.proj"}.get(
-            module, module
-        )
-        if module == "mlp.fc2" and config.num_experts > 1:
-            if tensor.shape[0] != dim:
-                mismatched.append((key, tuple(tensor.shape), (dim, *own[f"{ours}.{param}"].shape[1:])))
-                continue
-            put(key, f"{ours}.{param}", tensor[: dim - pf].clone())
-            for e in range(config.num_experts):
-                put(key, f"backbone.layers.{layer}.mlp.experts.{e}.{param}", tensor[dim - pf :].clone())
-            continue
-        put(key, f"{ours}.{param}", tensor)
-
-    initialised = {"heads.*": "keypoint heads keep their own (mmpose) initialisation"}
+    target = model.state_dict()
+    ignore_rules = list(_IGNORE_RULES)
     if not load_final_norm:
-        initialised["backbone.layernorm.*"] = "weight 1, bias 0, as in the original (MAE's norm is not loaded)"
-    missing = [
-        k
-        for k in own
-        if k.startswith("backbone.")
-        and k not in new
-        and not (k.startswith("backbone.layernorm.") and not load_final_norm)
-    ]
-    if unknown or missing or mismatched:
-        raise CheckpointConversionError(
-            f"the MAE weights do not fit the model (D={dim}, L={config.num_hidden_layers}, "
-            f"experts={config.num_experts}, part_features={pf}); nothing was loaded",
-            source=source,
-            unknown=unknown,
-            missing=missing,
-            mismatched=mismatched,
-        )
-    model.load_state_dict(new, strict=False)  # heads / final norm keep their init; coverage checked above
+        ignore_rules.append((r"norm\.(weight|bias)", _FINAL_NORM_REASON))
+
+    def keep(key: str) -> str | None:
+        if key.startswith("heads."):
+            return "keypoint heads keep their own (mmpose) initialisation"
+        if key.startswith("backbone.layernorm.") and not load_final_norm:
+            return "weight 1, bias 0, as in the original (MAE's norm is not loaded)"
+        return None
+
+    result = remap(
+        mae, mae_plan(mae, config, load_final_norm), target, ignore=ignore_by_patterns(ignore_rules),
+        keep_initialised=keep, source_name=source,
+        message=(f"the MAE weights do not fit the model (D={config.hidden_size}, L={config.num_hidden_layers}, "
+                 f"experts={config.num_experts}, part_features={config.part_features}); nothing was loaded"),
+    )
+    model.load_state_dict({**target, **result.state}, strict=True)
     model.train()
-    return MaeInitResult(model, mapped, ignored, initialised)
+    return MaeInitResult(model, result.mapped, result.ignored, result.initialised)
 
 
 def convert_mae_checkpoint(
@@ -307,77 +274,6 @@ def convert_mae_checkpoint(
 ) -> MaeInitResult:
     """A `preset` model (with `config_overrides`) initialised from MAE weights at `path` (an original MAE `.pth`
     file or a transformers ViTMAE folder)."""
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {list(PRESETS)}.")
     config = VitPosePlusConfig.from_preset(preset, **config_overrides)
     mae = read_mae_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
     return init_from_mae_state_dict(mae, config, load_final_norm=load_final_norm, source=os.fspath(path))
-
-
-# ---------------------------------------------------------------------------------------------------------- command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vitpose-plus convert mae`."""
-    parser.add_argument("--checkpoint", required=True, help="original MAE .pth file or transformers ViTMAE folder")
-    parser.add_argument("--preset", required=True, choices=PRESETS, help="architecture to initialise")
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--datasets", nargs="+", help="datasets (one head each), default: the preset's")
-    parser.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config field override (VALUE parsed as JSON when it parses), e.g. image_size=[384,288]; repeatable",
-    )
-    parser.add_argument("--load-final-norm", action="store_true", help="copy MAE's norm into the final LayerNorm")
-    parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size")
-    parser.add_argument("--allow-unsafe-pickle", action="store_true", help="fully unpickle (trusted files only)")
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["KEY=VALUE", ...]` -> `{KEY: VALUE}`, each VALUE parsed as JSON when it parses, else kept as a string."""
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--override expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `convert mae` with parsed arguments; returns the exit status."""
-    from .hub_folder import save_hub_folder
-    from .model_card import card_info_for_model
-
-    overrides = parse_overrides(args.override)
-    if args.datasets:
-        overrides["datasets"] = args.datasets
-    result = convert_mae_checkpoint(
-        args.checkpoint,
-        args.preset,
-        load_final_norm=args.load_final_norm,
-        allow_unsafe_pickle=args.allow_unsafe_pickle,
-        **overrides,
-    )
-    print(result.summary())
-    source = os.fspath(args.checkpoint)
-    card = card_info_for_model(
-        result.model,
-        title=f"{args.preset}-mae-init",
-        description=(
-            f"{args.preset} initialised from MAE pre-training weights, ready for training (heads untrained: do not "
-            "use for inference)."
-        ),
-        preset=None,
-        provenance=[
-            f"Backbone from MAE weights `{os.path.basename(source.rstrip('/'))}` via `vitpose-plus convert mae`."
-        ],
-    )
-    save_hub_folder(result.model, args.output, card=card, max_shard_size=args.max_shard_size, report=result.to_dict())
-    print(f"saved to {args.output}")
-    return 0

@@ -8,36 +8,32 @@ only the number of attention heads needs a size preset or `--variant`.
 Every source tensor is either mapped or listed as ignored with a reason; an unknown, missing or mis-shaped key stops
 the conversion with the whole list.
 
-Usage::
-
-    vitpose-plus convert original --checkpoint vitpose+_base.pth --output vitpose-plus-base --verify
-    python -m vitpose_plus.conversion.convert_original --checkpoint vitpose-b.pth --output vitpose-base
+The conversion itself is a plan run by the shared remapping toolkit (`state_dict_tools.remap`), which does the
+strict accounting. Command line: `vitpose-plus convert original --checkpoint vitpose+_base.pth --output DIR --verify`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from ..hub_cards.cards import ModelCardInfo, card_info_for_model
 from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
-from ..modeling.configuration_vitpose_plus import PRESETS
+from ..modeling.catalog import PRESETS, get_preset, heads_for_width, preset_for_architecture
+from ..modeling.configuration_vitpose_plus import patch_grid
 from ..modeling.dataset_specs import VITPOSE_PLUS_DATASETS, get_dataset_spec, load_dataset_spec_file
-from .checkpoint_io import CheckpointConversionError, load_state_dict_file
+from .checkpoint_io import load_state_dict_file, sha256_of_file
+from .state_dict_tools import CheckpointConversionError, Source, remap
 
 logger = logging.getLogger(__name__)
 
-#: Attention heads by embedding width for the published sizes (reference 1.1); heads appear in no tensor shape.
-HEADS_BY_WIDTH: dict[int, int] = {384: 12, 768: 12, 1024: 16, 1280: 16}
-SIZE_BY_WIDTH: dict[int, str] = {384: "small", 768: "base", 1024: "large", 1280: "huge"}
 PATCH_PADDING = 2
 
 IGNORE_NUM_BATCHES_TRACKED = (
@@ -225,20 +221,16 @@ def infer_original_layout(state: Mapping[str, torch.Tensor], source: str | None 
 # ---------------------------------------------------------------------------------------------------------- config
 
 
-def _grid(size: int, patch: int) -> int:
-    return (size + 2 * PATCH_PADDING - patch) // patch + 1
-
-
 def infer_image_size(num_patches: int, patch_size: int, image_size: Sequence[int] | None = None) -> list[int]:
     """Input (height, width) whose patch grid has `num_patches` tokens: `image_size` when given (checked), 256x192 for
     192 tokens, otherwise the 4:3 grid with that many tokens."""
     if image_size is not None:
         height, width = (int(v) for v in image_size)
-        if _grid(height, patch_size) * _grid(width, patch_size) != num_patches:
+        rows, columns = patch_grid(height, width, patch_size, PATCH_PADDING)
+        if rows * columns != num_patches:
             raise CheckpointConversionError(
-                f"image size {height}x{width} gives a {_grid(height, patch_size)}x{_grid(width, patch_size)} "
-                f"patch grid, "
-                f"but backbone.pos_embed has {num_patches} patch slots"
+                f"image size {height}x{width} gives a {rows}x{columns} patch grid, but backbone.pos_embed has "
+                f"{num_patches} patch slots"
             )
         return [height, width]
     grid_h = round(math.sqrt(num_patches * 4 / 3))
@@ -326,14 +318,8 @@ def infer_datasets(
 
 
 def _default_preset(layout: OriginalLayout) -> str | None:
-    size = SIZE_BY_WIDTH.get(layout.hidden_size)
-    if size is None:
-        return None
-    if layout.is_moe:
-        return f"vitpose-plus-{size}"
-    if layout.heads[0].decoder_type == "simple" and f"vitpose-{size}-simple" in PRESETS:
-        return f"vitpose-{size}-simple"
-    return f"vitpose-{size}"
+    preset = preset_for_architecture(layout.hidden_size, layout.num_experts, layout.heads[0].decoder_type)
+    return preset.name if preset is not None else None
 
 
 def build_config(
@@ -356,13 +342,13 @@ def build_config(
             raise CheckpointConversionError(
                 f"unknown --variant {variant!r}; choose one of {list(PRESETS)}", source=source
             )
-        reference = VitPosePlusConfig.from_preset(variant)
+        reference = get_preset(variant)
         conflicts = []
         if reference.hidden_size != layout.hidden_size:
             conflicts.append(f"hidden size {layout.hidden_size} vs {reference.hidden_size}")
         if reference.num_hidden_layers != layout.num_hidden_layers:
             conflicts.append(f"depth {layout.num_hidden_layers} vs {reference.num_hidden_layers}")
-        if (reference.num_experts > 1) != layout.is_moe:
+        if reference.is_plus != layout.is_moe:
             conflicts.append(f"{'MoE' if layout.is_moe else 'dense'} FFN vs {reference.num_experts} experts")
         if reference.decoder_type != layout.heads[0].decoder_type:
             conflicts.append(f"{layout.heads[0].decoder_type} decoder vs {reference.decoder_type}")
@@ -374,14 +360,13 @@ def build_config(
     else:
         preset = _default_preset(layout)
     if num_attention_heads is None:
-        if variant is not None:
-            num_attention_heads = VitPosePlusConfig.from_preset(variant).num_attention_heads
-        elif layout.hidden_size in HEADS_BY_WIDTH:
-            num_attention_heads = HEADS_BY_WIDTH[layout.hidden_size]
-        else:
+        num_attention_heads = get_preset(variant).num_attention_heads if variant else heads_for_width(
+            layout.hidden_size)
+        if num_attention_heads is None:
+            widths = sorted({p.hidden_size for p in PRESETS.values()})
             raise CheckpointConversionError(
                 f"the number of attention heads cannot be read from tensor shapes and hidden size {layout.hidden_size} "
-                f"is not a published size ({sorted(HEADS_BY_WIDTH)}): pass --variant NAME (one of {list(PRESETS)}) or "
+                f"is not a published size ({widths}): pass --variant NAME (one of {list(PRESETS)}) or "
                 "--num-attention-heads N",
                 source=source,
             )
@@ -416,19 +401,20 @@ def build_config(
         kwargs["deconv_channels"] = head.deconv_channels
         kwargs["deconv_kernels"] = head.deconv_kernels
     if preset is not None:
-        kwargs["drop_path_rate"] = VitPosePlusConfig.from_preset(preset).drop_path_rate
+        kwargs["drop_path_rate"] = get_preset(preset).drop_path_rate
     return VitPosePlusConfig(**kwargs), preset
 
 
 # ---------------------------------------------------------------------------------------------------------- mapping
 
 
-def original_key_map(config: VitPosePlusConfig, head_prefixes: Sequence[str]) -> dict[str, str]:
-    """`{our key: original key}` for every tensor of our model except BatchNorm `num_batches_tracked`.
+def original_plan(config: VitPosePlusConfig, head_prefixes: Sequence[str]) -> dict[str, Source]:
+    """The conversion plan `{our key: Source(original key)}` for every tensor of our model except BatchNorm
+    `num_batches_tracked` (the original's counters are ignored; ours start at 0).
 
     `head_prefixes[d]` is the original prefix of dataset d's head (`keypoint_head`, `associate_keypoint_heads.{j}`).
     """
-    mapping = {
+    names = {
         "backbone.embeddings.position_embeddings": "backbone.pos_embed",
         "backbone.embeddings.patch_embeddings.weight": "backbone.patch_embed.proj.weight",
         "backbone.embeddings.patch_embeddings.bias": "backbone.patch_embed.proj.bias",
@@ -449,18 +435,18 @@ def original_key_map(config: VitPosePlusConfig, head_prefixes: Sequence[str]) ->
             for param in ("weight", "bias"):
                 if a == "attention.qkv" and param == "bias" and not config.qkv_bias:
                     continue
-                mapping[f"{ours}.{a}.{param}"] = f"{theirs}.{b}.{param}"
+                names[f"{ours}.{a}.{param}"] = f"{theirs}.{b}.{param}"
     for d, prefix in enumerate(head_prefixes):
         if config.decoder_type == "classic":
             for block in range(len(config.deconv_channels)):
-                mapping[f"heads.{d}.deconv_layers.{block}.deconv.weight"] = f"{prefix}.deconv_layers.{3 * block}.weight"
+                names[f"heads.{d}.deconv_layers.{block}.deconv.weight"] = f"{prefix}.deconv_layers.{3 * block}.weight"
                 for param in ("weight", "bias", "running_mean", "running_var"):
-                    mapping[f"heads.{d}.deconv_layers.{block}.batchnorm.{param}"] = (
+                    names[f"heads.{d}.deconv_layers.{block}.batchnorm.{param}"] = (
                         f"{prefix}.deconv_layers.{3 * block + 1}.{param}"
                     )
         for param in ("weight", "bias"):
-            mapping[f"heads.{d}.conv.{param}"] = f"{prefix}.final_layer.{param}"
-    return mapping
+            names[f"heads.{d}.conv.{param}"] = f"{prefix}.final_layer.{param}"
+    return {ours: Source.of(theirs) for ours, theirs in names.items()}
 
 
 def _ignore_reason(key: str, layout: OriginalLayout) -> str | None:
@@ -535,6 +521,41 @@ class ConversionResult:
             "verification_max_abs_diff": self.verification,
         }
 
+    def card_info(self) -> ModelCardInfo:
+        """Model card contents of the converted model (provenance with the file's sha256 and the accounting)."""
+        result = self
+        model = result.model
+        preset = result.preset
+        name = preset or "vitpose-custom"
+        if result.layout.is_split_output:
+            name = f"{name}-{model.config.dataset_names[0]}"
+        provenance = []
+        if result.source and os.path.isfile(result.source):
+            provenance.append(
+                f"Converted from the original checkpoint `{os.path.basename(result.source)}` "
+                f"(sha256 `{sha256_of_file(result.source)}`) with `vitpose-plus convert original`."
+            )
+        provenance.append(f"{len(result.mapped)} tensors mapped; {len(result.ignored)} ignored:")
+        reasons: dict[str, int] = {}
+        for reason in result.ignored.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        provenance.extend(f"  {count} x {reason}" for reason, count in reasons.items())
+        if result.verification is not None:
+            worst = max(result.verification.values()) if result.verification else 0.0
+            provenance.append(f"Verified against an independent reference forward: max abs difference {worst:.2e}.")
+        kind = "ViTPose+" if model.config.num_experts > 1 else "ViTPose"
+        return card_info_for_model(
+            model,
+            title=name,
+            description=(
+                f"{kind} pose estimation model converted exactly from the original ViTPose release, keeping every "
+                "keypoint head of the checkpoint (one per dataset)."
+            ),
+            preset=preset,
+            from_vitpose_plus=result.layout.is_split_output,
+            provenance=provenance,
+        )
+
 
 def convert_original_state_dict(
     state: Mapping[str, torch.Tensor],
@@ -560,82 +581,27 @@ def convert_original_state_dict(
         source=source,
     )
     head_prefixes = [h.source_prefix for h in layout.heads]
-    key_map = original_key_map(config, head_prefixes)
     model = VitPosePlusForPoseEstimation(config)
-    expected = model.state_dict()
-    uncovered = [k for k in expected if k not in key_map and not k.endswith(".num_batches_tracked")]
-    if uncovered:  # a model change the key map does not know about
-        raise CheckpointConversionError("internal error: no original key for these model tensors", missing=uncovered)
-
-    wanted = {theirs: ours for ours, theirs in key_map.items()}
-    mapped: dict[str, str] = {}
-    ignored: dict[str, str] = {}
-    unknown: list[str] = []
-    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-    for key, tensor in state.items():
-        if key in wanted:
-            target_shape = tuple(expected[wanted[key]].shape)
-            if tuple(tensor.shape) != target_shape:
-                mismatched.append((key, tuple(tensor.shape), target_shape))
-            mapped[key] = wanted[key]
-            continue
-        reason = _ignore_reason(key, layout)
-        if reason is not None:
-            ignored[key] = reason
-        else:
-            unknown.append(key)
-    missing = [f"{theirs} (for {ours})" for theirs, ours in wanted.items() if theirs not in state]
-    if unknown or missing or mismatched:
-        raise CheckpointConversionError(
+    target = model.state_dict()
+    result = remap(
+        state,
+        original_plan(config, head_prefixes),
+        target,
+        ignore=lambda key: _ignore_reason(key, layout),
+        keep_initialised=lambda key: "BatchNorm step counter" if key.endswith(".num_batches_tracked") else None,
+        source_name=source,
+        message=(
             "the checkpoint does not match the inferred architecture "
             f"(D={config.hidden_size}, L={config.num_hidden_layers}, experts={config.num_experts}, "
             f"part_features={config.part_features}, decoder={config.decoder_type}, heads={head_prefixes}); "
-            "nothing was converted",
-            source=source,
-            unknown=unknown,
-            missing=missing,
-            mismatched=mismatched,
-        )
-    new_state = {k: v for k, v in expected.items() if k.endswith(".num_batches_tracked")}
-    for theirs, ours in mapped.items():
-        new_state[ours] = state[theirs]
-    model.load_state_dict(new_state, strict=True)
+            "nothing was converted"
+        ),
+    )
+    model.load_state_dict({**target, **result.state}, strict=True)
     model.eval()
-    logger.info("converted %s: %d tensors mapped, %d ignored", source or "state dict", len(mapped), len(ignored))
-    return ConversionResult(model, preset, layout, mapped, ignored, head_prefixes, source)
-
-
-def convert_original_checkpoint(
-    path: str | os.PathLike,
-    variant: str | None = None,
-    *,
-    num_attention_heads: int | None = None,
-    datasets: Sequence[Any] | None = None,
-    image_size: Sequence[int] | None = None,
-    allow_unsafe_pickle: bool = False,
-    verify: bool = False,
-) -> VitPosePlusForPoseEstimation:
-    """Convert an original ViTPose / ViTPose+ `.pth` file into `VitPosePlusForPoseEstimation` (all heads kept).
-
-    Args:
-        path: the original checkpoint (`state_dict`/`model`/`module` dict or a bare state dict).
-        variant: a preset name (e.g. `"vitpose-plus-small"`) to take the number of attention heads from; must agree
-            with the shapes. Optional for the published sizes.
-        num_attention_heads: explicit number of attention heads (overrides `variant`).
-        datasets: dataset of every head (names or spec files), in head order, to override the inference.
-        image_size: input (height, width), when the position table is not the 256x192 one.
-        allow_unsafe_pickle: fully unpickle the file (only for trusted files).
-        verify: compare with the independent reference forward (`VerificationError` above 1e-4).
-    """
-    return convert_original(
-        path,
-        variant,
-        num_attention_heads=num_attention_heads,
-        datasets=datasets,
-        image_size=image_size,
-        allow_unsafe_pickle=allow_unsafe_pickle,
-        verify=verify,
-    ).model
+    logger.info("converted %s: %d tensors mapped, %d ignored", source or "state dict", len(result.mapped),
+                len(result.ignored))
+    return ConversionResult(model, preset, layout, result.mapped, result.ignored, head_prefixes, source)
 
 
 def convert_original(
@@ -649,7 +615,21 @@ def convert_original(
     verify: bool = False,
     atol: float = 1e-4,
 ) -> ConversionResult:
-    """As `convert_original_checkpoint`, returning the `ConversionResult` with the key accounting."""
+    """Convert an original ViTPose / ViTPose+ `.pth` file (all heads kept); `result.model` is the model.
+
+    Args:
+        path: the original checkpoint (`state_dict`/`model`/`module` dict or a bare state dict).
+        variant: a preset name (e.g. `"vitpose-plus-small"`) to take the number of attention heads from; must agree
+            with the shapes. Optional for the published sizes.
+        num_attention_heads: explicit number of attention heads (overrides `variant`).
+        datasets: dataset of every head (names or spec files), in head order, to override the inference.
+        image_size: input (height, width), when the position table is not the 256x192 one.
+        allow_unsafe_pickle: fully unpickle the file (only for trusted files).
+        verify: compare with the independent reference forward (`VerificationError` above `atol`).
+
+    Returns:
+        The `ConversionResult` with the key accounting.
+    """
     from .reference_forward import verify_against_reference
 
     path = os.fspath(path)
@@ -665,65 +645,3 @@ def convert_original(
     if verify:
         result.verification = verify_against_reference(result.model, state, result.head_prefixes, atol=atol)
     return result
-
-
-# ---------------------------------------------------------------------------------------------------------- command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `vitpose-plus convert original` (shared with `python -m ...convert_original`)."""
-    parser.add_argument("--checkpoint", required=True, help="original .pth file (mmpose layout)")
-    parser.add_argument("--output", required=True, help="output folder (Hub layout)")
-    parser.add_argument("--variant", choices=PRESETS, help="preset to take the attention-head count from")
-    parser.add_argument("--num-attention-heads", type=int, help="explicit number of attention heads")
-    parser.add_argument(
-        "--datasets", nargs="+", help="dataset of every head in head order (built-in names or spec JSON/YAML files)"
-    )
-    parser.add_argument("--image-size", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), help="input size")
-    parser.add_argument("--verify", action="store_true", help="check against the reference forward (max abs 1e-4)")
-    parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size, e.g. 2GB or 500MB")
-    parser.add_argument(
-        "--allow-unsafe-pickle", action="store_true", help="fully unpickle the file (only for files you trust)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run `convert original` with parsed arguments; returns the exit status."""
-    from .hub_folder import save_hub_folder
-    from .model_card import card_info_for_conversion
-
-    result = convert_original(
-        args.checkpoint,
-        args.variant,
-        num_attention_heads=args.num_attention_heads,
-        datasets=args.datasets,
-        image_size=args.image_size,
-        allow_unsafe_pickle=args.allow_unsafe_pickle,
-        verify=args.verify,
-    )
-    print(result.summary())
-    card = card_info_for_conversion(result)
-    save_hub_folder(result.model, args.output, card=card, max_shard_size=args.max_shard_size, report=result.to_dict())
-    print(f"saved to {args.output}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m vitpose_plus.conversion.convert_original`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m vitpose_plus.conversion.convert_original",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except (CheckpointConversionError, FileNotFoundError, AssertionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,3 +1,3 @@
-"""Model-card templates (markdown with `string.Template` placeholders) rendered by
-`vitpose_plus.conversion.model_card`. Templates are data files; this module only marks the folder as a package so that
-the templates can be shipped as package data."""
+"""Hub-facing pieces (`vitpose_plus.hub_cards`): model-card templates (markdown files with `string.Template`
+placeholders, shipped as package data), `cards` (the card structure, renderer and validator), `catalog_cards` (the
+cards of every catalog model) and `publish` (assemble a Hub folder and push it)."""

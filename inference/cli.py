@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from vitpose_plus.cli import DefaultsFormatter, dataset_argument
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from .predictor import PosePipeline, predict_inputs
+    from .pipeline import PosePipeline
+    from .predict import predict_inputs
 
     if args.boxes and args.detector:
         raise ValueError("Give either --boxes or --detector, not both.")
@@ -28,18 +32,25 @@ def _run_predict(args: argparse.Namespace) -> int:
         box_format=args.box_format,
         category_id=args.category_id,
         keypoint_threshold=args.keypoint_threshold,
+        strict=args.strict,
+        progress=not args.no_progress,
     )
     print(
         f"{summary.num_instances} instance(s) in {summary.num_images} image(s) [{pipeline.spec.name}]: "
         f"{summary.results_file}, {len(summary.pictures)} picture(s) in {args.output}"
     )
+    if summary.skipped:
+        print(f"skipped {len(summary.skipped)} unreadable image(s):", file=sys.stderr)
+        for path, reason in summary.skipped:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `predict` to the top-level parser's sub-parsers."""
     predict = subparsers.add_parser(
-        "predict",
+        "predict", formatter_class=DefaultsFormatter,
         help="top-down pose estimation on an image, a folder of images or a video",
         description=(
             "Predict keypoints with boxes from a JSON file, an object detector, or the whole image; writes "
@@ -59,11 +70,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detector-labels", nargs="+", default=["person"], help="detector classes to keep (default: person)"
     )
     predict.add_argument("--detector-threshold", type=float, default=0.5)
-    predict.add_argument("--dataset", help="the model's dataset (name or index) to predict; default: its first")
+    dataset_argument(predict, help_suffix="; default: the processor's (the model's first)")
     predict.add_argument("--flip-test", action="store_true", help="average with the mirrored crops")
     predict.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     predict.add_argument("--keypoint-threshold", type=float, default=0.3, help="hide keypoints below this score")
     predict.add_argument("--category-id", type=int, default=1, help="category_id of the COCO results")
     predict.add_argument("--device", default=None, help="torch device (default: cpu)")
-    predict.add_argument("--output", required=True, help="output folder")
+    predict.add_argument("--output", required=True, help="output folder (not the folder of the inputs)")
+    predict.add_argument("--strict", action="store_true", help="stop at the first unreadable image (default: skip "
+                         "it with a warning, list it, and exit with status 1 at the end)")
+    predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     predict.set_defaults(func=_run_predict)

@@ -6,7 +6,8 @@ This folder is self-contained (torch, transformers, the standard library and its
 
 from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation
 
-from .configuration_vitpose_plus import LAYER_DECAY_RATES, PRESETS, VitPosePlusConfig
+from .catalog import PRESETS, Preset, get_preset
+from .configuration_vitpose_plus import VitPosePlusConfig
 from .dataset_specs import (
     VITPOSE_PLUS_DATASETS,
     KeypointDatasetSpec,
@@ -15,6 +16,7 @@ from .dataset_specs import (
     load_dataset_spec_file,
 )
 from .image_processing_vitpose_plus import VitPosePlusImageProcessor  # registers AutoImageProcessor
+from .keypoint_codecs import HeatmapCodec, MSRAHeatmap, UDPHeatmap, codec_for
 from .modeling_vitpose_plus import (
     VitPosePlusForPoseEstimation,
     VitPosePlusModel,
@@ -22,6 +24,7 @@ from .modeling_vitpose_plus import (
     VitPosePlusPoseEstimatorOutput,
     VitPosePlusPreTrainedModel,
 )
+from .top_down import ImageInstances, PosePrediction, TopDownPredictor
 
 AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
 AutoModel.register(VitPosePlusConfig, VitPosePlusModel, exist_ok=True)
@@ -32,10 +35,16 @@ VitPosePlusModel.register_for_auto_class("AutoModel")
 VitPosePlusForPoseEstimation.register_for_auto_class("AutoModelForPoseEstimation")
 
 __all__ = [
-    "LAYER_DECAY_RATES",
     "PRESETS",
+    "Preset",
     "VITPOSE_PLUS_DATASETS",
+    "HeatmapCodec",
+    "ImageInstances",
     "KeypointDatasetSpec",
+    "MSRAHeatmap",
+    "PosePrediction",
+    "TopDownPredictor",
+    "UDPHeatmap",
     "VitPosePlusConfig",
     "VitPosePlusForPoseEstimation",
     "VitPosePlusImageProcessor",
@@ -44,6 +53,8 @@ __all__ = [
     "VitPosePlusPoseEstimatorOutput",
     "VitPosePlusPreTrainedModel",
     "builtin_dataset_names",
+    "codec_for",
     "get_dataset_spec",
+    "get_preset",
     "load_dataset_spec_file",
 ]

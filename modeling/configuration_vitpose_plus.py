@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import copy
+import difflib
+import types
+import typing
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .dataset_specs import VITPOSE_PLUS_DATASETS, KeypointDatasetSpec, get_dataset_spec
-
-# Published backbone sizes (reference section 1.1). ViTPose-S uses 12 heads of dim 32; pf is the released one.
-_SIZES: dict[str, dict[str, Any]] = {
-    "small": {"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 12, "drop_path_rate": 0.1},
-    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "drop_path_rate": 0.3},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "drop_path_rate": 0.5},
-    "huge": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16, "drop_path_rate": 0.55},
-}
-_PLUS_PART_FEATURES = {"small": 96, "base": 192, "large": 256, "huge": 320}
-
-#: Layer-wise learning-rate decay of the published recipes (reference section 4.3), by preset name.
-LAYER_DECAY_RATES: dict[str, float] = {
-    "vitpose-small": 0.8,
-    "vitpose-base": 0.75,
-    "vitpose-large": 0.8,
-    "vitpose-huge": 0.85,
-    "vitpose-base-simple": 0.75,
-    "vitpose-large-simple": 0.8,
-    "vitpose-huge-simple": 0.85,
-    "vitpose-plus-small": 0.8,
-    "vitpose-plus-base": 0.75,
-    "vitpose-plus-large": 0.8,
-    "vitpose-plus-huge": 0.8,
-}
-
-PRESETS: tuple[str, ...] = tuple(LAYER_DECAY_RATES)
+from .catalog import get_preset
+from .dataset_specs import KeypointDatasetSpec, get_dataset_spec
 
 _DECODER_TYPES = ("classic", "simple")
+
+#: Keys transformers itself passes to a config besides its fields (from config.json or `from_pretrained` kwargs).
+_TRANSFORMERS_KEYS = frozenset({
+    "auto_map", "custom_pipelines", "model_type", "torch_dtype", "num_labels", "name_or_path", "_name_or_path",
+    "_commit_hash", "output_attentions", "attn_implementation", "experts_implementation", "per_layer_config",
+    "_attn_implementation_internal", "_experts_implementation_internal", "tie_word_embeddings",
+    "tie_last_hidden_states", "use_cache",
+})  # fmt: skip
 
 
 @strict(accept_kwargs=True)
@@ -111,10 +96,12 @@ class VitPosePlusConfig(PreTrainedConfig):
     deconv_kernels: list[int] | tuple[int, ...] = (4, 4)
     upsample_factor: int = 4
     final_conv_kernel: int | None = None
-    datasets: list[dict] | None = None
+    datasets: list[Any] | None = None
     loss_weights: list[float] | None = None
 
     def __post_init__(self, **kwargs):
+        self._reject_unknown_keys(kwargs)
+        self._check_field_types()
         self.image_size = [int(v) for v in self.image_size]
         self.global_attention_indexes = [int(v) for v in self.global_attention_indexes]
         self.deconv_channels = [int(v) for v in self.deconv_channels]
@@ -123,17 +110,25 @@ class VitPosePlusConfig(PreTrainedConfig):
             self.final_conv_kernel = 1 if self.decoder_type == "classic" else 3
         if self.datasets is None:
             self.datasets = [get_dataset_spec("coco").to_dict()]
+        if not isinstance(self.datasets, (list, tuple)):
+            raise ValueError(f"`datasets` must be a list of dataset names, specs or dicts, got {self.datasets!r}.")
         self.datasets = [self._normalise_dataset_entry(entry) for entry in self.datasets]
         if self.num_experts == 1:
             self.part_features = 0
+        self._check_architecture()
+        # transformers' convention (VitPose): id2label names the keypoints of the model's (first) dataset.
+        names = self.datasets[0]["keypoint_names"]
+        self.id2label = dict(enumerate(names))
+        self.label2id = {name: i for i, name in enumerate(names)}
+        kwargs.pop("num_labels", None)
         super().__post_init__(**kwargs)
 
     @staticmethod
     def _normalise_dataset_entry(entry: Any) -> dict[str, Any]:
         if isinstance(entry, str):
             return get_dataset_spec(entry).to_dict()
-        if isinstance(entry, KeypointDatasetSpec):
-            return entry.to_dict()
+        if isinstance(entry, KeypointDatasetSpec) or callable(getattr(entry, "to_dict", None)):
+            return entry.to_dict()  # a spec, also from another module copy (remote code loads modules separately)
         if not isinstance(entry, dict):
             raise ValueError(f"Each entry of `datasets` must be a dataset name, a spec or a dict, got {entry!r}.")
         entry = dict(entry)
@@ -143,16 +138,60 @@ class VitPosePlusConfig(PreTrainedConfig):
             normalised["expert_index"] = int(expert_index)
         return normalised
 
+    @classmethod
+    def _field_names(cls) -> set[str]:
+        return set(cls.__dataclass_fields__)
+
+    def _reject_unknown_keys(self, kwargs: dict[str, Any]) -> None:
+        """A misspelt field must not become a junk attribute while the real field keeps its default."""
+        fields = self._field_names()
+        unknown = [key for key in kwargs if key not in _TRANSFORMERS_KEYS]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, sorted(fields), n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ValueError(
+                f"{type(self).__name__} got unknown field(s) {', '.join(hints)}; the fields are "
+                f"{sorted(f for f in fields if not f.startswith('_'))}."
+            )
+
+    def _check_field_types(self) -> None:
+        """Each field has the annotated type (numbers as numbers: `"32"` is not a width); `ValueError` otherwise."""
+        for klass in type(self).__mro__:
+            if not issubclass(klass, VitPosePlusConfig):
+                continue
+            namespace = vars(__import__(klass.__module__, fromlist=["_"]))
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                if name.startswith("_"):
+                    continue
+                expected = eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307
+                value = getattr(self, name)
+                if not _matches(value, expected):
+                    raise ValueError(
+                        f"{type(self).__name__}.{name} = {value!r} ({type(value).__name__}) does not have the expected "
+                        f"type {_describe(expected)}."
+                    )
+
     def validate_architecture(self):
-        """Check the architecture; raises `ValueError` naming the field and the expected value."""
+        """Check the architecture (`ValueError` naming the field and the expected value); runs at init too."""
         super().validate_architecture()
-        if len(self.image_size) != 2:
-            raise ValueError(f"`image_size` must be (height, width), got {self.image_size}.")
+        self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"`image_size` must be (height, width) of positive sizes, got {self.image_size}.")
+        for name in ("patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}.")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"`hidden_size` ({self.hidden_size}) must be a multiple of `num_attention_heads` "
                 f"({self.num_attention_heads})."
             )
+        for name in ("drop_path_rate", "attention_probs_dropout_prob", "hidden_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
         if self.decoder_type not in _DECODER_TYPES:
             raise ValueError(f"`decoder_type` must be one of {_DECODER_TYPES}, got {self.decoder_type!r}.")
         if len(self.deconv_channels) != len(self.deconv_kernels):
@@ -203,13 +242,19 @@ class VitPosePlusConfig(PreTrainedConfig):
     def dataset_names(self) -> list[str]:
         return [entry["name"] for entry in self.datasets]
 
+    def patch_grid(self, height: int | None = None, width: int | None = None) -> tuple[int, int]:
+        """(rows, columns) of the patch grid for an input of (height, width), `image_size` by default (16x12 for
+        256x192: the patch convolution has stride `patch_size` and padding `patch_padding`)."""
+        height = self.image_size[0] if height is None else height
+        width = self.image_size[1] if width is None else width
+        return patch_grid(height, width, self.patch_size, self.patch_padding)
+
     @property
     def heatmap_size(self) -> tuple[int, int]:
         """(height, width) of the heatmaps for `image_size` inputs (input / 4 for the published models)."""
-        p, pad = self.patch_size, self.patch_padding
-        grid = [(size + 2 * pad - p) // p + 1 for size in self.image_size]
         factor = 2 ** len(self.deconv_kernels) if self.decoder_type == "classic" else self.upsample_factor
-        return grid[0] * factor, grid[1] * factor
+        rows, columns = self.patch_grid()
+        return rows * factor, columns * factor
 
     @property
     def max_num_keypoints(self) -> int:
@@ -245,24 +290,46 @@ class VitPosePlusConfig(PreTrainedConfig):
     # ------------------------------------------------------------------ presets
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> VitPosePlusConfig:
-        """Build a published architecture: `vitpose-{small,base,large,huge}` (classic decoder),
-        `vitpose-{base,large,huge}-simple` and `vitpose-plus-{small,base,large,huge}` (6 experts, six datasets
-        COCO, AIC, MPII, AP-10K, APT-36K, COCO-WholeBody). Keyword overrides replace any field."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown preset {name!r}; choose one of {list(PRESETS)}.")
-        parts = name.split("-")
-        plus = parts[1] == "plus"
-        size = parts[2] if plus else parts[1]
-        kwargs: dict[str, Any] = copy.deepcopy(_SIZES[size])
-        kwargs["decoder_type"] = "simple" if name.endswith("-simple") else "classic"
-        if plus:
-            kwargs["num_experts"] = len(VITPOSE_PLUS_DATASETS)
-            kwargs["part_features"] = _PLUS_PART_FEATURES[size]
-            kwargs["datasets"] = list(VITPOSE_PLUS_DATASETS)
-        else:
-            kwargs["datasets"] = ["coco"]
+        """Build a published architecture of the catalog (`vitpose_plus.modeling.catalog.PRESETS`):
+        `vitpose-{small,base,large,huge}` (classic decoder), `vitpose-{small,base,large,huge}-simple` and
+        `vitpose-plus-{small,base,large,huge}` (6 experts, six datasets COCO, AIC, MPII, AP-10K, APT-36K,
+        COCO-WholeBody). Keyword overrides replace any field."""
+        kwargs = get_preset(name).config_kwargs()
         kwargs.update(overrides)
         return cls(**kwargs)
 
 
-__all__ = ["VitPosePlusConfig", "PRESETS", "LAYER_DECAY_RATES"]
+def patch_grid(height: int, width: int, patch_size: int = 16, patch_padding: int = 2) -> tuple[int, int]:
+    """(rows, columns) of the patch convolution's output grid (kernel = stride = `patch_size`, `patch_padding`)."""
+    return ((height + 2 * patch_padding - patch_size) // patch_size + 1,
+            (width + 2 * patch_padding - patch_size) // patch_size + 1)
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether `value` fits a field annotation (int, float, bool, str, list/tuple of them, dict, optional)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is typing.Any:
+        return True
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return isinstance(value, (list, tuple)) and all(any(_matches(v, a) for a in args) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, annotation) if isinstance(annotation, type) else True
+
+
+def _describe(annotation: Any) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+__all__ = ["VitPosePlusConfig", "patch_grid"]

@@ -1,22 +1,24 @@
 """Top-down keypoint codecs: the one place for heatmap geometry, encoding and decoding.
 
-Used by the model (flip test), the image processor and training. Everything follows the original ViTPose
-(mmpose 0.x) top-down pipeline; see the reference, section 3:
+A codec object owns its parameters and is chosen from the dataset spec (`codec_for(spec, ...)`), so no call site
+branches on UDP: `UDPHeatmap` (COCO, MPII: UDP crop, sub-pixel Gaussian targets, DARK-UDP decoding) and `MSRAHeatmap`
+(AIC, AP-10K, APT-36K, COCO-WholeBody: 3-point affine crop, integer-centred Gaussian targets, quarter-pixel decoding,
+one-pixel shift in the flip test). Each has `crop_matrix` (image -> crop), `encode` (training targets), `decode`
+(keypoints and scores, batched in torch) and `flip_back` (flip test). Everything follows the original ViTPose
+(mmpose 0.x) top-down pipeline; see the reference, section 3.
 
-* box -> (center, scale): `box_to_center_scale` (padding 1.25, aspect ratio 0.75, pixel_std 200) and
-  `mpii_center_scale` (MPII's annotated center/scale convention);
-* crop geometry: `get_udp_warp_matrix` (UDP, maps the padded box edges to pixels 0 and size - 1) and
-  `get_affine_transform` (non-UDP 3-point similarity, box center to size / 2); `warp_matrix` picks one;
-* `transform_points` applies a 2x3 matrix to points, `warp_image` crops with `cv2.warpAffine` (bilinear,
-  constant-zero border) when OpenCV is installed and with an equivalent torch `grid_sample` otherwise;
-* heatmap targets: `encode_heatmaps` (UDP sub-pixel Gaussian or MSRA integer-centred Gaussian, sigma 2, 13x13);
-* decoding: `decode_heatmaps` (argmax, then DARK-UDP refinement with an 11x11 sigma-2 blur for UDP datasets or the
-  quarter-pixel shift otherwise), batched in torch; `heatmap_to_image_coords` maps heatmap coordinates back to the
-  image with the UDP `(size - 1)` or non-UDP `size` divisor;
+Sizes are `(height, width)` everywhere (as `VitPosePlusConfig.image_size` and torch); points are `(..., 2)` in
+`(x, y)` order. The module-level functions are the transcribed formulas the codecs use:
+
+* box -> (center, scale): `box_to_center_scale` (padding 1.25, the input's aspect ratio, pixel_std 200) and
+  `mpii_center_scale` (MPII's annotated center/scale convention); `sanitize_box` (the original GT box clean-up);
+* crop geometry: `get_udp_warp_matrix`, `get_affine_transform`; `transform_points`; `warp_image` crops with
+  `cv2.warpAffine` (bilinear, constant-zero border) when OpenCV is installed and with `warp_images_torch` otherwise;
+* targets: `gaussian_targets` (the original `TopDownGenerateTarget`, including its window arithmetic for a sigma
+  whose 3 sigma is not an integer);
+* decoding: `get_max_preds`, `refine_dark_udp` (with OpenCV's exact kernels, fixed binomial ones for sizes 3 to 9),
+  `refine_quarter_offset`, `heatmap_to_image_coords`;
 * flips: `flip_keypoints` (training-time image flip) and `flip_back_heatmaps` (flip test).
-
-Sizes are given as `(width, height)` pairs, like the original configs (`image_size=[192, 256]`); arrays are
-`(..., 2)` in `(x, y)` order.
 
 This module imports only numpy, torch and the standard library (OpenCV only inside a `try` block) so that it can
 travel with the modeling code to the Hub.
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,20 +42,28 @@ except ImportError:  # pragma: no cover - exercised only without OpenCV
 
 PIXEL_STD = 200.0
 """The original normalises box sizes by 200 pixels: `scale = size / 200`."""
-DEFAULT_IMAGE_SIZE = (192, 256)
-"""Model input `(width, height)`."""
-DEFAULT_HEATMAP_SIZE = (48, 64)
-"""Heatmap `(width, height)`."""
+DEFAULT_INPUT_SIZE = (256, 192)
+"""Model input `(height, width)`."""
+DEFAULT_HEATMAP_SIZE = (64, 48)
+"""Heatmap `(height, width)`."""
 DEFAULT_PADDING = 1.25
 DEFAULT_SIGMA = 2.0
 DARK_KERNEL_SIZE = 11
 """`modulate_kernel` of the original test config; OpenCV derives sigma = 0.3 * ((11 - 1) / 2 - 1) + 0.8 = 2.0."""
+# cv2.getGaussianKernel(k, 0) uses these fixed binomial-like kernels for k <= 9 instead of the sigma formula.
+_OPENCV_SMALL_KERNELS = {
+    1: (1.0,),
+    3: (0.25, 0.5, 0.25),
+    5: (0.0625, 0.25, 0.375, 0.25, 0.0625),
+    7: (0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125),
+    9: tuple(v / 256 for v in (4, 13, 30, 51, 60, 51, 30, 13, 4)),
+}
 
 
 # --------------------------------------------------------------------------------------------- box -> center/scale
 def box_to_center_scale(
     boxes: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
-    image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+    input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
     padding: float = DEFAULT_PADDING,
     pixel_std: float = PIXEL_STD,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +71,7 @@ def box_to_center_scale(
 
     Args:
         boxes: `(4,)` or `(N, 4)` boxes `(x, y, w, h)`.
-        image_size: model input `(width, height)`; its ratio is the target aspect ratio (0.75 for 192x256).
+        input_size: model input `(height, width)`; width / height is the target aspect ratio (0.75 for 256x192).
         padding: context factor applied to the aspect-fixed box (1.25).
         pixel_std: normaliser of the scale (200).
 
@@ -73,7 +85,7 @@ def box_to_center_scale(
         raise ValueError(f"Boxes must have 4 values (x, y, w, h) each, got shape {np.asarray(boxes).shape}.")
     x, y, w, h = arr[:, 0], arr[:, 1], arr[:, 2].copy(), arr[:, 3].copy()
     center = np.stack([x + w * 0.5, y + h * 0.5], axis=-1)
-    aspect = image_size[0] / image_size[1]
+    aspect = input_size[1] / input_size[0]
     wider = w > aspect * h
     taller = w < aspect * h
     h = np.where(wider, w / aspect, h)
@@ -121,7 +133,7 @@ def get_udp_warp_matrix(
     center: Sequence[float],
     scale: Sequence[float],
     rotation: float = 0.0,
-    output_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+    output_size: Sequence[int] = DEFAULT_INPUT_SIZE,
     pixel_std: float = PIXEL_STD,
 ) -> np.ndarray:
     """UDP crop matrix, the original `get_warp_matrix(rotation, 2 * center, output_size - 1, pixel_std * scale)`.
@@ -130,18 +142,22 @@ def get_udp_warp_matrix(
     `s_x = (W - 1) / (pixel_std * scale_x)`, `d = p - center` and `t` = rotation in degrees (counter-clockwise on
     screen for positive t because y points down). With t = 0 the padded box edges map to 0 and `W - 1`.
 
+    Args:
+        output_size: crop `(height, width)`.
+
     Returns:
         `(2, 3)` float64 matrix from image to crop pixels.
     """
     theta = math.radians(float(rotation))
     cos, sin = math.cos(theta), math.sin(theta)
     cx, cy = float(center[0]), float(center[1])
-    sx = (output_size[0] - 1.0) / (pixel_std * float(scale[0]))
-    sy = (output_size[1] - 1.0) / (pixel_std * float(scale[1]))
+    height, width = float(output_size[0]), float(output_size[1])
+    sx = (width - 1.0) / (pixel_std * float(scale[0]))
+    sy = (height - 1.0) / (pixel_std * float(scale[1]))
     return np.array(
         [
-            [cos * sx, -sin * sx, sx * (-cx * cos + cy * sin) + 0.5 * (output_size[0] - 1.0)],
-            [sin * sy, cos * sy, sy * (-cx * sin - cy * cos) + 0.5 * (output_size[1] - 1.0)],
+            [cos * sx, -sin * sx, sx * (-cx * cos + cy * sin) + 0.5 * (width - 1.0)],
+            [sin * sy, cos * sy, sy * (-cx * sin - cy * cos) + 0.5 * (height - 1.0)],
         ],
         dtype=np.float64,
     )
@@ -151,7 +167,7 @@ def get_affine_transform(
     center: Sequence[float],
     scale: Sequence[float],
     rotation: float = 0.0,
-    output_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+    output_size: Sequence[int] = DEFAULT_INPUT_SIZE,
     inverse: bool = False,
     pixel_std: float = PIXEL_STD,
 ) -> np.ndarray:
@@ -160,14 +176,18 @@ def get_affine_transform(
     A similarity with the single scale `k = W / (pixel_std * scale_x)` (the height of `scale` is ignored, as in the
     original) and rotation `-rotation` about the centre: `p' = k R(-t) (p - center) + (W / 2, H / 2)`.
 
+    Args:
+        output_size: crop `(height, width)`.
+
     Returns:
         `(2, 3)` float64 matrix from image to crop pixels, or from crop to image pixels when `inverse`.
     """
     theta = math.radians(float(rotation))
     cos, sin = math.cos(theta), math.sin(theta)
     cx, cy = float(center[0]), float(center[1])
-    k = output_size[0] / (pixel_std * float(scale[0]))
-    ox, oy = output_size[0] * 0.5, output_size[1] * 0.5
+    height, width = float(output_size[0]), float(output_size[1])
+    k = width / (pixel_std * float(scale[0]))
+    ox, oy = width * 0.5, height * 0.5
     if inverse:
         ik = 1.0 / k
         return np.array(
@@ -181,19 +201,6 @@ def get_affine_transform(
         [[k * cos, k * sin, ox - k * (cos * cx + sin * cy)], [-k * sin, k * cos, oy - k * (-sin * cx + cos * cy)]],
         dtype=np.float64,
     )
-
-
-def warp_matrix(
-    center: Sequence[float],
-    scale: Sequence[float],
-    rotation: float = 0.0,
-    output_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
-    use_udp: bool = True,
-) -> np.ndarray:
-    """`(2, 3)` image-to-crop matrix in the UDP or the non-UDP form (per `KeypointDatasetSpec.use_udp`)."""
-    if use_udp:
-        return get_udp_warp_matrix(center, scale, rotation, output_size)
-    return get_affine_transform(center, scale, rotation, output_size)
 
 
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
@@ -210,36 +217,37 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def warp_image(
-    image: np.ndarray, matrix: np.ndarray, output_size: Sequence[int] = DEFAULT_IMAGE_SIZE, backend: str = "auto"
+    image: np.ndarray, matrix: np.ndarray, output_size: Sequence[int] = DEFAULT_INPUT_SIZE, backend: str = "auto"
 ) -> np.ndarray:
     """Crop `image` with a `(2, 3)` image-to-crop matrix: bilinear, constant-zero border (`cv2.warpAffine`).
 
     Args:
         image: `(H, W, C)` or `(H, W)` array (uint8 or float).
         matrix: `(2, 3)` image-to-crop matrix.
-        output_size: crop `(width, height)`.
+        output_size: crop `(height, width)`.
         backend: `"cv2"`, `"torch"` or `"auto"` (OpenCV when installed). The torch path samples the same points with
             `grid_sample`; OpenCV quantises the interpolation weights to 1/32 and rounds uint8 output, so the two
-            differ by about one grey level (see the tests).
+            differ by at most one grey level on uint8 images (see the tests).
 
     Returns:
         `(height, width, C)` (or `(height, width)`) array of the input dtype.
     """
     if backend == "auto":
         backend = "cv2" if cv2 is not None else "torch"
-    size = (int(output_size[0]), int(output_size[1]))
+    height, width = int(output_size[0]), int(output_size[1])
     if backend == "cv2":
         if cv2 is None:
             raise ImportError("warp_image(backend='cv2') needs OpenCV (pip install opencv-python-headless).")
         return cv2.warpAffine(
-            image, np.asarray(matrix, dtype=np.float64), size, flags=cv2.INTER_LINEAR,
+            image, np.asarray(matrix, dtype=np.float64), (width, height), flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT, borderValue=0,
         )
     if backend != "torch":
         raise ValueError(f"Unknown warp backend {backend!r}; use 'cv2', 'torch' or 'auto'.")
     squeeze = image.ndim == 2
     tensor = torch.from_numpy(np.ascontiguousarray(image if not squeeze else image[..., None]))
-    out = warp_images_torch(tensor.permute(2, 0, 1)[None].float(), torch.from_numpy(np.asarray(matrix)[None]), size)
+    out = warp_images_torch(tensor.permute(2, 0, 1)[None].float(), torch.from_numpy(np.asarray(matrix)[None]),
+                            (height, width))
     out = out[0].permute(1, 2, 0).numpy()
     if image.dtype == np.uint8:
         out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
@@ -254,13 +262,13 @@ def warp_images_torch(images: torch.Tensor, matrices: torch.Tensor, output_size:
     Args:
         images: `(N, C, H, W)` float tensor, or `(1, C, H, W)` shared by all matrices.
         matrices: `(N, 2, 3)` image-to-crop matrices.
-        output_size: crop `(width, height)`.
+        output_size: crop `(height, width)`.
 
     Returns:
         `(N, C, height, width)` float tensor.
     """
     n = matrices.shape[0]
-    out_w, out_h = int(output_size[0]), int(output_size[1])
+    out_h, out_w = int(output_size[0]), int(output_size[1])
     in_h, in_w = images.shape[-2:]
     full = torch.zeros(n, 3, 3, dtype=torch.float64)
     full[:, :2] = matrices.to(torch.float64).cpu()
@@ -336,27 +344,31 @@ def flip_back_heatmaps(heatmaps: torch.Tensor, flip_permutation: Sequence[int], 
 
 
 # --------------------------------------------------------------------------------------------- heatmap targets
-def encode_heatmaps(
+def gaussian_targets(
     keypoints: np.ndarray,
     visibility: np.ndarray | None = None,
     use_udp: bool = True,
-    image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+    input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
     heatmap_size: Sequence[int] = DEFAULT_HEATMAP_SIZE,
     sigma: float = DEFAULT_SIGMA,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian heatmap targets of the original `TopDownGenerateTarget` (vectorised, same values).
 
-    * UDP: stride `(W_in - 1) / (W_hm - 1)`; `mu = joint / stride` kept sub-pixel, window of `2 * 3 sigma + 1`
-      pixels around `int(mu + 0.5)`, `g = exp(-|p - mu|^2 / (2 sigma^2))` inside the window.
+    * UDP: stride `(W_in - 1) / (W_hm - 1)`; Gaussian centred on the sub-pixel `mu = joint / stride`.
     * MSRA: stride `W_in / W_hm`; the same Gaussian centred on the integer pixel `int(joint / stride + 0.5)`.
 
-    `int` truncates toward zero as in the original. The target weight is 1 for `v > 0`, and 0 when the window lies
-    entirely outside the heatmap; the Gaussian is drawn only where the weight is 1.
+    The window is the original's arithmetic with `r = 3 sigma` kept as a float: `mu_int = int(mu + 0.5)`, pixels
+    `int(mu_int - r) <= p < int(mu_int + r + 1)` (`int` truncates toward zero), value
+    `exp(-(p - int(mu_int - r) - floor((2r + 1) / 2) - delta)^2 / (2 sigma^2))` per axis with `delta = mu - mu_int`
+    for UDP and 0 for MSRA (for an integer r that is simply a Gaussian at `mu` on a `2r + 1` window). The target
+    weight is 1 for `v > 0`, and 0 when the window lies entirely outside the heatmap; the Gaussian is drawn only
+    where the weight is 1.
 
     Args:
         keypoints: `(K, 2)` or `(K, 3)` keypoints in crop pixels (the third column is the visibility when
             `visibility` is not given).
         visibility: `(K,)` visibility flags (v > 0 means labelled).
+        input_size, heatmap_size: `(height, width)`.
 
     Returns:
         `heatmaps` `(K, H_hm, W_hm)` float32 and `weights` `(K,)` float32.
@@ -365,58 +377,46 @@ def encode_heatmaps(
     if visibility is None:
         visibility = kp[:, 2] if kp.shape[1] > 2 else np.ones(kp.shape[0])
     vis = np.asarray(visibility, dtype=np.float64).reshape(-1)
-    w_hm, h_hm = int(heatmap_size[0]), int(heatmap_size[1])
-    if use_udp:
-        stride = (np.asarray(image_size, dtype=np.float64) - 1.0) / (np.asarray(heatmap_size, dtype=np.float64) - 1.0)
-    else:
-        stride = np.asarray(image_size, dtype=np.float64) / np.asarray(heatmap_size, dtype=np.float64)
-    radius = int(sigma * 3)
+    h_hm, w_hm = int(heatmap_size[0]), int(heatmap_size[1])
+    size_xy = np.array([input_size[1], input_size[0]], dtype=np.float64)
+    heat_xy = np.array([w_hm, h_hm], dtype=np.float64)
+    stride = (size_xy - 1.0) / (heat_xy - 1.0) if use_udp else size_xy / heat_xy
+    radius = sigma * 3
     mu_exact = kp[:, :2] / stride  # (K, 2)
     mu_int = np.trunc(mu_exact + 0.5)  # Python int() of the original
+    upper_left = np.trunc(mu_int - radius)
+    bottom_right = np.trunc(mu_int + radius + 1)
+    window = math.ceil(2 * radius + 1)  # len(np.arange(0, 2r + 1))
     weights = (vis > 0).astype(np.float32)
-    outside = (
-        (mu_int[:, 0] - radius >= w_hm) | (mu_int[:, 1] - radius >= h_hm)
-        | (mu_int[:, 0] + radius + 1 < 0) | (mu_int[:, 1] + radius + 1 < 0)
-    )
+    outside = (upper_left[:, 0] >= w_hm) | (upper_left[:, 1] >= h_hm) | (bottom_right[:, 0] < 0) | (
+        bottom_right[:, 1] < 0)
     weights[outside] = 0.0
-    centre = mu_exact if use_udp else mu_int
-    xs = np.arange(w_hm, dtype=np.float64)
-    ys = np.arange(h_hm, dtype=np.float64)
-    gx = np.exp(-((xs[None, :] - centre[:, :1]) ** 2) / (2 * sigma**2))  # (K, W)
-    gy = np.exp(-((ys[None, :] - centre[:, 1:2]) ** 2) / (2 * sigma**2))  # (K, H)
-    gx *= np.abs(xs[None, :] - mu_int[:, :1]) <= radius
-    gy *= np.abs(ys[None, :] - mu_int[:, 1:2]) <= radius
+    centre = math.floor((2 * radius + 1) / 2) + ((mu_exact - mu_int) if use_udp else 0.0)  # in window coordinates
+
+    def axis(n: int, dim: int) -> np.ndarray:  # (K, n) Gaussian along one axis, zero outside the window
+        pixels = np.arange(n, dtype=np.float64)[None, :]
+        offset = pixels - upper_left[:, dim : dim + 1]  # position inside the window array
+        values = np.exp(-((offset - np.broadcast_to(centre, mu_int.shape)[:, dim : dim + 1]) ** 2) / (2 * sigma**2))
+        inside = (offset >= 0) & (offset < window) & (pixels < bottom_right[:, dim : dim + 1])
+        return values * inside
+
+    gx, gy = axis(w_hm, 0), axis(h_hm, 1)
     heatmaps = gy[:, :, None] * gx[:, None, :] * (weights > 0.5)[:, None, None]
     return heatmaps.astype(np.float32), weights
 
 
 # --------------------------------------------------------------------------------------------- decoding
-def _gaussian_kernel1d(kernel_size: int, sigma: float | None = None) -> torch.Tensor:
-    """OpenCV's `getGaussianKernel(k, sigma)`; sigma <= 0 or None derives `0.3 * ((k - 1) / 2 - 1) + 0.8`."""
-    if sigma is None or sigma <= 0:
-        sigma = 0.3 * ((kernel_size - 1) * 0.5 - 1) + 0.8
+def opencv_gaussian_kernel(kernel_size: int) -> torch.Tensor:
+    """OpenCV's `getGaussianKernel(k, 0)` in float64: the fixed kernels for k <= 9, else the sigma formula
+    `0.3 * ((k - 1) / 2 - 1) + 0.8` (what the original's `cv2.GaussianBlur(hm, (k, k), 0)` uses)."""
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"The blur kernel size must be a positive odd number, got {kernel_size}.")
+    if kernel_size in _OPENCV_SMALL_KERNELS:
+        return torch.tensor(_OPENCV_SMALL_KERNELS[kernel_size], dtype=torch.float64)
+    sigma = 0.3 * ((kernel_size - 1) * 0.5 - 1) + 0.8
     x = torch.arange(kernel_size, dtype=torch.float64) - (kernel_size - 1) / 2
     kernel = torch.exp(-(x**2) / (2 * sigma**2))
     return kernel / kernel.sum()
-
-
-def gaussian_blur_heatmaps(heatmaps: torch.Tensor, kernel_size: int = DARK_KERNEL_SIZE) -> torch.Tensor:
-    """`cv2.GaussianBlur(hm, (k, k), 0)` per channel: separable Gaussian, BORDER_REFLECT_101 (torch 'reflect').
-
-    Args:
-        heatmaps: `(N, K, H, W)` float tensor.
-
-    Returns:
-        `(N, K, H, W)` blurred heatmaps (not renormalised, as in the original).
-    """
-    n, k, h, w = heatmaps.shape
-    kernel = _gaussian_kernel1d(kernel_size).to(heatmaps.device, heatmaps.dtype)
-    pad = kernel_size // 2
-    x = heatmaps.reshape(n * k, 1, h, w)
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
-    return x.reshape(n, k, h, w)
 
 
 def get_max_preds(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -438,8 +438,10 @@ def get_max_preds(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def refine_dark_udp(coords: torch.Tensor, heatmaps: torch.Tensor, kernel_size: int = DARK_KERNEL_SIZE) -> torch.Tensor:
     """DARK-UDP refinement (the original `post_dark_udp`): blur, clip to [0.001, 50], log, one Newton step.
 
-    The derivatives use the log-heatmap padded by one pixel with edge values; the step `(Hess + eps I)^-1 grad` is
-    not clamped. Keypoints whose argmax is -1 (max <= 0) are left unchanged.
+    The blur is `cv2.GaussianBlur(hm, (k, k), 0)` (BORDER_REFLECT_101, `opencv_gaussian_kernel`), evaluated only at the
+    3x3 neighbourhood of the argmax that the step reads. The derivatives use the log-heatmap padded by one pixel with
+    edge values; the step `(Hess + eps I)^-1 grad` is not clamped. Keypoints whose argmax is -1 (max <= 0) are left
+    unchanged.
 
     Args:
         coords: `(N, K, 2)` integer argmax coordinates.
@@ -452,9 +454,9 @@ def refine_dark_udp(coords: torch.Tensor, heatmaps: torch.Tensor, kernel_size: i
     valid = coords[..., 0] >= 0
     px = coords[..., 0].clamp(min=0).long()
     py = coords[..., 1].clamp(min=0).long()
-    # Only the 3x3 neighbourhood of the argmax is used, so blur just there: for each neighbour (clamped to the map,
-    # i.e. the original's edge padding of the log map) gather its 11x11 window with REFLECT_101 indices.
-    kernel = _gaussian_kernel1d(kernel_size).to(heatmaps.device)
+    # For each neighbour (clamped to the map, i.e. the original's edge padding of the log map) gather its k x k
+    # window with REFLECT_101 indices.
+    kernel = opencv_gaussian_kernel(kernel_size).to(heatmaps.device)
     r = kernel_size // 2
     offs = torch.arange(-r, r + 1, device=heatmaps.device)
     steps = torch.tensor([-1, 0, 1], device=heatmaps.device)
@@ -539,81 +541,179 @@ def heatmap_to_image_coords(
     Args:
         coords: `(N, K, 2)` heatmap coordinates.
         center: `(N, 2)` crop centres; scale: `(N, 2)` crop scales.
+        heatmap_size: `(height, width)` of the heatmaps.
 
     Returns:
         `(N, K, 2)` image coordinates (same array type as `coords`).
     """
     is_np = isinstance(coords, np.ndarray)
     coords_t = torch.as_tensor(coords, dtype=torch.float64)
-    size = torch.as_tensor(scale, dtype=torch.float64) * pixel_std  # (N, 2)
-    centre = torch.as_tensor(center, dtype=torch.float64)
-    div = torch.tensor(heatmap_size, dtype=torch.float64, device=coords_t.device) - (1.0 if use_udp else 0.0)
+    size = torch.as_tensor(scale, dtype=torch.float64, device=coords_t.device) * pixel_std  # (N, 2)
+    centre = torch.as_tensor(center, dtype=torch.float64, device=coords_t.device)
+    div = torch.tensor([heatmap_size[1], heatmap_size[0]], dtype=torch.float64, device=coords_t.device)
+    div = div - (1.0 if use_udp else 0.0)
     out = coords_t * (size / div)[:, None, :] + (centre - size * 0.5)[:, None, :]
     return out.numpy() if is_np else out
 
 
-def decode_heatmaps(
-    heatmaps: torch.Tensor | np.ndarray,
-    center: torch.Tensor | np.ndarray | None = None,
-    scale: torch.Tensor | np.ndarray | None = None,
-    use_udp: bool = True,
-    kernel_size: int = DARK_KERNEL_SIZE,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode heatmaps to keypoints, batched (the original `keypoints_from_heatmaps`).
-
-    Argmax, then DARK-UDP (`use_udp`, blur kernel 11 -> sigma 2.0) or the quarter-pixel shift, then (when `center`
-    and `scale` are given) back to image coordinates with the matching divisor. The scores are the maxima of the
-    unblurred heatmaps.
+# --------------------------------------------------------------------------------------------- codecs
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """A top-down heatmap codec: crop geometry, training targets, decoding and the flip-test flip-back.
 
     Args:
-        heatmaps: `(N, K, H, W)` (any float dtype, on any device; gradients are not tracked).
-        center, scale: `(N, 2)` crop parameters, or `None` to return heatmap coordinates.
-
-    Returns:
-        `keypoints` `(N, K, 2)` float64 and `scores` `(N, K)` float32, on the heatmaps' device.
+        input_size: model input `(height, width)`.
+        heatmap_size: heatmap `(height, width)` (input / 4 for the published models).
+        sigma: Gaussian sigma of the targets, in heatmap pixels.
+        blur_kernel_size: DARK-UDP blur kernel (UDP only; the original's `modulate_kernel`, 11 for 64x48 heatmaps).
     """
-    hm = torch.as_tensor(heatmaps).detach()
-    hm = hm.to(torch.float32) if hm.dtype != torch.float64 else hm
-    if hm.ndim != 4:
-        raise ValueError(f"Heatmaps must be (N, K, H, W), got shape {tuple(hm.shape)}.")
-    coords, scores = get_max_preds(hm)
-    if use_udp:
-        coords = refine_dark_udp(coords, hm, kernel_size)
+
+    input_size: tuple[int, int] = DEFAULT_INPUT_SIZE
+    heatmap_size: tuple[int, int] = DEFAULT_HEATMAP_SIZE
+    sigma: float = DEFAULT_SIGMA
+    blur_kernel_size: int = DARK_KERNEL_SIZE
+    use_udp: ClassVar[bool] = True
+    name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
+        object.__setattr__(self, "heatmap_size", (int(self.heatmap_size[0]), int(self.heatmap_size[1])))
+        opencv_gaussian_kernel(int(self.blur_kernel_size))  # validates the size
+        if not self.sigma > 0:
+            raise ValueError(f"The target sigma must be positive, got {self.sigma}.")
+
+    def crop_matrix(self, center: Sequence[float], scale: Sequence[float], rotation: float = 0.0) -> np.ndarray:
+        """`(2, 3)` image-to-crop matrix of the codec's geometry for `input_size` crops."""
+        raise NotImplementedError
+
+    def encode(self, keypoints: np.ndarray, visibility: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Training targets from keypoints in crop pixels: `heatmaps (K, h, w)` float32 and `weights (K,)`."""
+        return gaussian_targets(keypoints, visibility, self.use_udp, self.input_size, self.heatmap_size, self.sigma)
+
+    def refine(self, coords: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        """Sub-pixel refinement of integer argmax coordinates."""
+        raise NotImplementedError
+
+    def decode(
+        self,
+        heatmaps: torch.Tensor | np.ndarray,
+        center: torch.Tensor | np.ndarray | None = None,
+        scale: torch.Tensor | np.ndarray | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keypoints from heatmaps, batched (the original `keypoints_from_heatmaps`).
+
+        Args:
+            heatmaps: `(N, K, h, w)` (any float dtype, any device; gradients are not tracked). `h, w` may differ from
+                `heatmap_size` (e.g. inputs of another size): the maps' own size is used.
+            center, scale: `(N, 2)` crop parameters, or `None` to return heatmap coordinates.
+
+        Returns:
+            `keypoints (N, K, 2)` float64 and `scores (N, K)` float32 (maxima of the unrefined heatmaps), on the
+            heatmaps' device.
+        """
+        hm = torch.as_tensor(heatmaps).detach()
+        hm = hm.to(torch.float32) if hm.dtype != torch.float64 else hm
+        if hm.ndim != 4:
+            raise ValueError(f"Heatmaps must be (N, K, H, W), got shape {tuple(hm.shape)}.")
+        coords, scores = get_max_preds(hm)
+        coords = self.refine(coords, hm)
+        # A NaN heatmap must not decode to finite, made-up coordinates.
+        coords = torch.where(torch.isnan(scores)[..., None], torch.full_like(coords, float("nan")), coords)
+        if center is not None and scale is not None:
+            coords = heatmap_to_image_coords(
+                coords, torch.as_tensor(center, device=hm.device), torch.as_tensor(scale, device=hm.device),
+                tuple(hm.shape[-2:]), self.use_udp,
+            )
+        return coords, scores.to(torch.float32)
+
+    def flip_back(self, heatmaps: torch.Tensor, flip_permutation: Sequence[int]) -> torch.Tensor:
+        """Heatmaps predicted on mirrored crops back in the un-mirrored frame (see `flip_back_heatmaps`)."""
+        return flip_back_heatmaps(heatmaps, flip_permutation, shift=not self.use_udp)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable parameters (as stored in `preprocessor_config.json`)."""
+        return {"type": self.name, "input_size": list(self.input_size), "heatmap_size": list(self.heatmap_size),
+                "sigma": float(self.sigma), "blur_kernel_size": int(self.blur_kernel_size)}
+
+
+@dataclass(frozen=True)
+class UDPHeatmap(HeatmapCodec):
+    """UDP (COCO, MPII): the UDP crop, sub-pixel Gaussian targets, DARK-UDP decoding, no flip shift."""
+
+    use_udp: ClassVar[bool] = True
+    name: ClassVar[str] = "udp"
+
+    def crop_matrix(self, center: Sequence[float], scale: Sequence[float], rotation: float = 0.0) -> np.ndarray:
+        return get_udp_warp_matrix(center, scale, rotation, self.input_size)
+
+    def refine(self, coords: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        return refine_dark_udp(coords, heatmaps, int(self.blur_kernel_size))
+
+
+@dataclass(frozen=True)
+class MSRAHeatmap(HeatmapCodec):
+    """MSRA (AIC, AP-10K, APT-36K, COCO-WholeBody): the 3-point affine crop, integer-centred Gaussian targets,
+    quarter-pixel decoding and a one-pixel shift in the flip test."""
+
+    use_udp: ClassVar[bool] = False
+    name: ClassVar[str] = "msra"
+
+    def crop_matrix(self, center: Sequence[float], scale: Sequence[float], rotation: float = 0.0) -> np.ndarray:
+        return get_affine_transform(center, scale, rotation, self.input_size)
+
+    def refine(self, coords: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+        return refine_quarter_offset(coords, heatmaps)
+
+
+def codec_for(
+    dataset: Any,
+    input_size: Sequence[int] = DEFAULT_INPUT_SIZE,
+    heatmap_size: Sequence[int] | None = None,
+    sigma: float = DEFAULT_SIGMA,
+    blur_kernel_size: int = DARK_KERNEL_SIZE,
+) -> HeatmapCodec:
+    """The codec of a dataset: a spec (any object or dict with `use_udp`, e.g. from another module copy) or a bool.
+
+    `heatmap_size` defaults to a quarter of `input_size`.
+    """
+    if isinstance(dataset, bool):
+        use_udp = dataset
+    elif isinstance(dataset, dict):
+        use_udp = bool(dataset.get("use_udp", True))
     else:
-        coords = refine_quarter_offset(coords, hm)
-    if center is not None and scale is not None:
-        hm_size = (hm.shape[-1], hm.shape[-2])
-        coords = heatmap_to_image_coords(
-            coords, torch.as_tensor(center, device=hm.device), torch.as_tensor(scale, device=hm.device), hm_size,
-            use_udp,
-        )
-    return coords, scores.to(torch.float32)
+        use_udp = bool(getattr(dataset, "use_udp", True))
+    if heatmap_size is None:
+        heatmap_size = (int(input_size[0]) // 4, int(input_size[1]) // 4)
+    codec_class = UDPHeatmap if use_udp else MSRAHeatmap
+    return codec_class(tuple(input_size), tuple(heatmap_size), float(sigma), int(blur_kernel_size))
 
 
 __all__ = [
     "DARK_KERNEL_SIZE",
     "DEFAULT_HEATMAP_SIZE",
-    "DEFAULT_IMAGE_SIZE",
+    "DEFAULT_INPUT_SIZE",
     "DEFAULT_PADDING",
     "DEFAULT_SIGMA",
     "PIXEL_STD",
+    "HeatmapCodec",
+    "MSRAHeatmap",
+    "UDPHeatmap",
     "box_to_center_scale",
-    "decode_heatmaps",
-    "encode_heatmaps",
+    "codec_for",
     "flip_back_heatmaps",
     "flip_keypoints",
-    "gaussian_blur_heatmaps",
+    "gaussian_targets",
     "get_affine_transform",
     "get_max_preds",
     "get_udp_warp_matrix",
     "heatmap_to_image_coords",
     "invert_affine",
     "mpii_center_scale",
+    "opencv_gaussian_kernel",
     "refine_dark_udp",
     "refine_quarter_offset",
     "sanitize_box",
     "transform_points",
     "warp_image",
     "warp_images_torch",
-    "warp_matrix",
 ]

@@ -24,7 +24,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_vitpose_plus import VitPosePlusConfig
-from .keypoint_codecs import flip_back_heatmaps
+from .keypoint_codecs import codec_for
 
 # ---------------------------------------------------------------------------------------------------------- outputs
 
@@ -81,17 +81,21 @@ class ExpertRouting:
     """How a batch is routed through experts and heads, computed once per forward pass and shared by every block.
 
     The batch is sorted once by (expert, dataset) so that each expert and each head works on a contiguous slice
-    (`split` / `cat`, whose backward passes allocate nothing extra), then put back in order at the end.
+    (`split` / `cat`, whose backward passes allocate nothing extra), then put back in order at the end. When the
+    caller asks for hidden states or attentions, the blocks keep batch order (so the returned tensors are the ones
+    the output was computed from, with their autograd history) and only the expert matmuls gather their rows.
 
     Args:
         order: `(batch,)` permutation that sorts the batch, or `None` when it is already sorted.
         expert_runs: `(expert, start, end)` contiguous runs of the sorted batch that share an expert.
         dataset_runs: `(dataset, start, end)` contiguous runs of the sorted batch that share a dataset.
+        batch_sorted: whether the backbone's tokens are in sorted order (else in batch order).
     """
 
     order: torch.Tensor | None
     expert_runs: list[tuple[int, int, int]]
     dataset_runs: list[tuple[int, int, int]]
+    batch_sorted: bool = True
 
     @classmethod
     def build(cls, expert_index: torch.Tensor, dataset_index: torch.Tensor, num_datasets: int) -> ExpertRouting:
@@ -111,6 +115,12 @@ class ExpertRouting:
             start += count
         is_sorted = bool((order == torch.arange(order.numel(), device=order.device)).all())
         return cls(order=None if is_sorted else order, expert_runs=expert_runs, dataset_runs=dataset_runs)
+
+    @classmethod
+    def uniform(cls, expert: int, dataset: int, batch_size: int) -> ExpertRouting:
+        """The whole batch on one dataset (an int or a name was passed): nothing to sort, no data-dependent step, so
+        the forward compiles and exports without graph breaks."""
+        return cls(order=None, expert_runs=[(expert, 0, batch_size)], dataset_runs=[(dataset, 0, batch_size)])
 
     @staticmethod
     def sizes(runs: list[tuple[int, int, int]]) -> list[int]:
@@ -150,6 +160,35 @@ class VitPosePlusDropPath(nn.Module):
         return f"p={self.drop_prob}"
 
 
+def resize_position_table(
+    table: torch.Tensor, source_grid: tuple[int, int], target_grid: tuple[int, int], num_prefix_tokens: int = 1
+) -> torch.Tensor:
+    """Resample a position table to another patch grid: bicubic (`align_corners=False`) over the 2-D grid, the
+    prefix slots (ViTPose's slot 0, MAE's cls slot) kept in front. The one implementation of this, used by the
+    embeddings (`interpolate_pos_encoding`) and by every converter.
+
+    Args:
+        table: `(1, num_prefix_tokens + rows * columns, dim)`, grid slots row-major.
+        source_grid: `(rows, columns)` of `table`; target_grid: the wanted `(rows, columns)`.
+
+    Returns:
+        `(1, num_prefix_tokens + target_rows * target_columns, dim)` in the dtype of `table` (resampled in float32).
+    """
+    rows, columns = source_grid
+    if table.shape[1] != num_prefix_tokens + rows * columns:
+        raise ValueError(
+            f"Position table has {table.shape[1]} slots, expected {num_prefix_tokens} + {rows} x {columns}."
+        )
+    if tuple(source_grid) == tuple(target_grid):
+        return table
+    prefix, grid = table[:, :num_prefix_tokens], table[:, num_prefix_tokens:]
+    dim = table.shape[-1]
+    grid = grid.reshape(1, rows, columns, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid.float(), size=tuple(target_grid), mode="bicubic", align_corners=False).to(table.dtype)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, target_grid[0] * target_grid[1], dim)
+    return torch.cat([prefix, grid], dim=1)
+
+
 class VitPosePlusEmbeddings(nn.Module):
     """Patch embedding (kernel = stride = patch size, padding 2) plus the position table.
 
@@ -166,26 +205,15 @@ class VitPosePlusEmbeddings(nn.Module):
             stride=config.patch_size,
             padding=config.patch_padding,
         )
-        self.grid_size = tuple(self.output_grid(*config.image_size))
+        self.grid_size = config.patch_grid()
         num_patches = self.grid_size[0] * self.grid_size[1]
         self.position_embeddings = nn.Parameter(torch.zeros(1, num_patches + 1, config.hidden_size))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def output_grid(self, height: int, width: int) -> tuple[int, int]:
-        p, pad = self.config.patch_size, self.config.patch_padding
-        return (height + 2 * pad - p) // p + 1, (width + 2 * pad - p) // p + 1
-
     def interpolated_position_table(self, grid_height: int, grid_width: int) -> torch.Tensor:
         """Patch position table for a grid, `(1, grid_height * grid_width, hidden_size)`, slot 0 folded in."""
-        table = self.position_embeddings[:, 1:]
-        if (grid_height, grid_width) != self.grid_size:
-            dim = table.shape[-1]
-            grid = table.reshape(1, *self.grid_size, dim).permute(0, 3, 1, 2)
-            grid = F.interpolate(
-                grid.float(), size=(grid_height, grid_width), mode="bicubic", align_corners=False
-            ).to(table.dtype)
-            table = grid.permute(0, 2, 3, 1).reshape(1, grid_height * grid_width, dim)
-        return table + self.position_embeddings[:, :1]
+        table = resize_position_table(self.position_embeddings, self.grid_size, (grid_height, grid_width))
+        return table[:, 1:] + table[:, :1]
 
     def forward(
         self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False
@@ -337,17 +365,20 @@ class VitPosePlusMoEMLP(nn.Module):
         )
 
     def forward(self, hidden_states: torch.Tensor, routing: ExpertRouting | None = None) -> torch.Tensor:
-        """`hidden_states` `(batch, tokens, hidden)` sorted as `routing` says -> `(batch, tokens, hidden)`."""
+        """`hidden_states` `(batch, tokens, hidden)` (sorted as `routing` says, or in batch order) -> same shape."""
         if routing is None:
             raise ValueError("A mixture-of-experts FFN needs the dataset index of every sample.")
         hidden = self.act(self.fc1(hidden_states))
         shared = self.fc2(hidden)
         runs = routing.expert_runs
+        gather = routing.order is not None and not routing.batch_sorted
         if len(runs) == 1:
             expert_out = self.experts[runs[0][0]](hidden)
         else:
-            chunks = hidden.split(routing.sizes(runs), dim=0)
+            chunks = (routing.sort(hidden) if gather else hidden).split(routing.sizes(runs), dim=0)
             expert_out = torch.cat([self.experts[e](chunk) for (e, _, _), chunk in zip(runs, chunks)], dim=0)
+            if gather:
+                expert_out = routing.unsort(expert_out)
         return torch.cat([shared, expert_out], dim=-1)
 
 
@@ -634,12 +665,16 @@ class VitPosePlusModel(VitPosePlusPreTrainedModel):
         routing = None
         if self.config.num_experts > 1 or self.config.num_datasets > 1 or dataset_index is not None:
             batch_size = hidden_states.shape[0]
-            dataset_index = resolve_dataset_index(self.config, dataset_index, batch_size, pixel_values.device)
+            index = resolve_dataset_index(self.config, dataset_index, batch_size, pixel_values.device)
             if self.config.num_experts > 1 or self.config.num_datasets > 1:
-                routing = ExpertRouting.build(
-                    self.expert_index_for(dataset_index), dataset_index, self.config.num_datasets
-                )
-                hidden_states = routing.sort(hidden_states)
+                if isinstance(index, int):
+                    routing = ExpertRouting.uniform(self.config.expert_of(index), index, batch_size)
+                else:
+                    routing = ExpertRouting.build(self.expert_index_for(index), index, self.config.num_datasets)
+                    # With extras requested, keep batch order so the returned tensors are the computed ones.
+                    routing.batch_sorted = not (output_hidden_states or output_attentions)
+                    if routing.batch_sorted:
+                        hidden_states = routing.sort(hidden_states)
 
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -662,7 +697,8 @@ class EncodedBatch:
     Args:
         tokens: `(batch, num_patches, hidden)` final-norm tokens, sorted.
         grid: `(grid_height, grid_width)` of the patch grid.
-        routing: the batch's `ExpertRouting`, or `None` for a single-dataset dense model (nothing sorted).
+        routing: the batch's `ExpertRouting`, or `None` for a single-dataset dense model (nothing sorted);
+            `routing.batch_sorted` says whether `tokens` are sorted or in batch order.
         hidden_states, attentions: per-block outputs, sorted, when requested.
     """
 
@@ -673,12 +709,18 @@ class EncodedBatch:
     attentions: list[torch.Tensor] | None
 
     def unsort(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor if self.routing is None else self.routing.unsort(tensor)
+        """A tensor of the backbone's order back in batch order."""
+        if self.routing is None or not self.routing.batch_sorted:
+            return tensor
+        return self.routing.unsort(tensor)
 
     def feature_map(self) -> torch.Tensor:
-        """Sorted tokens as a `(batch, hidden, grid_height, grid_width)` feature map."""
+        """Tokens as a `(batch, hidden, grid_height, grid_width)` feature map, sorted for the heads."""
         batch, _, dim = self.tokens.shape
-        return self.tokens.transpose(1, 2).reshape(batch, dim, *self.grid)
+        tokens = self.tokens
+        if self.routing is not None and not self.routing.batch_sorted:
+            tokens = self.routing.sort(tokens)
+        return tokens.transpose(1, 2).reshape(batch, dim, *self.grid)
 
     def ordered_extras(self) -> tuple[tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """Hidden states and attentions back in batch order (windowed attentions keep the window batch)."""
@@ -695,18 +737,24 @@ def resolve_dataset_index(
     dataset_index: torch.Tensor | int | str | Sequence | None,
     batch_size: int,
     device: torch.device,
-) -> torch.Tensor:
-    """Turn a dataset index given as a tensor, an int, a name or a list into a validated LongTensor `(batch_size,)`."""
+) -> int | torch.Tensor:
+    """Validate a dataset index given as a tensor, an int, a name or a list.
+
+    Returns:
+        An `int` when the whole batch has one dataset given as an int or a name (or the model has a single dataset and
+        none was given): nothing data-dependent follows, so the forward compiles and exports in one graph. Otherwise
+        a validated LongTensor `(batch_size,)`.
+    """
     if dataset_index is None:
         if config.num_datasets > 1:
             raise ValueError(
                 f"This model has {config.num_datasets} datasets {config.dataset_names}; pass dataset_index (a "
                 "LongTensor of shape (batch_size,), an int or a dataset name) to choose the expert and head."
             )
-        return torch.zeros(batch_size, dtype=torch.long, device=device)
-    if isinstance(dataset_index, str):
-        dataset_index = config.dataset_id(dataset_index)
-    elif isinstance(dataset_index, (list, tuple)):
+        return 0
+    if isinstance(dataset_index, (str, int)) and not isinstance(dataset_index, bool):
+        return config.dataset_id(dataset_index)
+    if isinstance(dataset_index, (list, tuple)):
         dataset_index = [config.dataset_id(d) for d in dataset_index]
     index = torch.as_tensor(dataset_index, device=device)
     if index.is_floating_point() or index.dtype == torch.bool:
@@ -718,13 +766,14 @@ def resolve_dataset_index(
         raise ValueError(
             f"dataset_index must have shape (batch_size,) = ({batch_size},), got {tuple(index.shape)}."
         )
-    low, high = int(index.min()), int(index.max())
-    if low < 0 or high >= config.num_datasets:
-        bad = low if low < 0 else high
-        raise ValueError(
-            f"dataset_index {bad} is out of range; this model has {config.num_datasets} datasets "
-            f"{config.dataset_names} (indices 0..{config.num_datasets - 1})."
-        )
+    if not torch.compiler.is_compiling():  # a data-dependent check: skipped inside compiled graphs
+        low, high = int(index.min()), int(index.max())
+        if low < 0 or high >= config.num_datasets:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"dataset_index {bad} is out of range; this model has {config.num_datasets} datasets "
+                f"{config.dataset_names} (indices 0..{config.num_datasets - 1})."
+            )
     return index
 
 
@@ -739,6 +788,8 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
             [head_class(config, len(entry["keypoint_names"])) for entry in config.datasets]
         )
         self._flip_permutations = [config.dataset_spec(i).flip_permutation() for i in range(config.num_datasets)]
+        # The codec of each dataset owns its flip-test flip-back (the one-pixel shift of non-UDP datasets).
+        self._codecs = [codec_for(entry, config.image_size, config.heatmap_size) for entry in config.datasets]
         self.post_init()
 
     # ------------------------------------------------------------------ forward
@@ -777,7 +828,7 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
         index = resolve_dataset_index(self.config, dataset_index, batch_size, pixel_values.device)
         if flip_test:
             pixel_values = torch.cat([pixel_values, pixel_values.flip(-1)], dim=0)
-            backbone_index = torch.cat([index, index])
+            backbone_index = index if isinstance(index, int) else torch.cat([index, index])
         else:
             backbone_index = index
         encoded = self.backbone.encode(
@@ -817,9 +868,7 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
             out = self.heads[dataset](features)
             if flip_test:
                 count = (end - start) // 2
-                flipped = flip_back_heatmaps(
-                    out[count:], self._flip_permutations[dataset], shift=not self.config.datasets[dataset]["use_udp"]
-                )
+                flipped = self._codecs[dataset].flip_back(out[count:], self._flip_permutations[dataset])
                 out = (out[:count] + flipped) * 0.5
                 end = start + count
             if out.shape[1] < max_k:
@@ -837,7 +886,7 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
         heatmaps: torch.Tensor,
         labels: torch.Tensor,
         label_weights: torch.Tensor | None,
-        dataset_index: torch.Tensor,
+        dataset_index: torch.Tensor | int,
     ) -> torch.Tensor:
         """Target-weighted JointsMSE per dataset, summed with weights n_d / batch_size (see `forward`).
 
@@ -845,7 +894,7 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
             heatmaps: `(batch_size, max_num_keypoints, h, w)` predictions.
             labels: `(batch_size, max_num_keypoints, h, w)` targets.
             label_weights: `(batch_size, max_num_keypoints)` (or with a trailing 1) weights, or `None` for ones.
-            dataset_index: `(batch_size,)` dataset of each sample.
+            dataset_index: `(batch_size,)` dataset of each sample, or an int for the whole batch.
         """
         if labels.shape != heatmaps.shape:
             raise ValueError(
@@ -862,7 +911,10 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
                 f"label_weights must have shape (batch_size, max_num_keypoints) = ({batch_size}, {max_k}), got "
                 f"{tuple(label_weights.shape)}."
             )
-        present = [0] if self.config.num_datasets == 1 else torch.unique(dataset_index).tolist()
+        if isinstance(dataset_index, int):
+            present = [dataset_index]
+        else:
+            present = [0] if self.config.num_datasets == 1 else torch.unique(dataset_index).tolist()
         loss = heatmaps.new_zeros((), dtype=torch.float32)
         for dataset in present:
             k = len(self.config.datasets[dataset]["keypoint_names"])
@@ -912,24 +964,6 @@ class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
         dense.train(self.training)
         return dense
 
-    # ------------------------------------------------------------------ transformers interop
-    @classmethod
-    def from_transformers_vitpose(
-        cls, model_or_folder: nn.Module | str | os.PathLike, **from_pretrained_kwargs
-    ) -> VitPosePlusForPoseEstimation:
-        """Build this model from transformers' `VitPoseForPoseEstimation` (an instance or a saved folder / Hub id in
-        the `usyd-community/vitpose-*` format). Heatmaps agree to float precision; `layer_norm_eps` is kept."""
-        from .transformers_vitpose_interop import from_transformers_vitpose
-
-        return from_transformers_vitpose(cls, model_or_folder, **from_pretrained_kwargs)
-
-    def to_transformers_vitpose(self, dataset: int | str | None = None) -> nn.Module:
-        """Return an equivalent transformers `VitPoseForPoseEstimation`. A multi-dataset model is first merged for
-        `dataset` (required then), since transformers' VitPose holds a single head."""
-        from .transformers_vitpose_interop import to_transformers_vitpose
-
-        return to_transformers_vitpose(self, dataset)
-
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (BatchNorm running buffers excluded), as in the reference's tables."""
@@ -944,5 +978,6 @@ __all__ = [
     "VitPosePlusPoseEstimatorOutput",
     "ExpertRouting",
     "count_parameters",
+    "resize_position_table",
     "resolve_dataset_index",
 ]

@@ -9,7 +9,7 @@ import types
 
 import pytest
 import torch
-from test_conversion import make_mae_state, make_original_state, model_split, save_pth
+from helpers import make_mae_state, make_original_state, model_split, save_pth
 
 from vitpose_plus import cli
 from vitpose_plus.modeling import VitPosePlusForPoseEstimation

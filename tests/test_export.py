@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import make_model, tiny_config, tiny_plus_config
+from helpers import make_model, tiny_config, tiny_plus_config
 
 from vitpose_plus.cli import main
 from vitpose_plus.conversion.export_onnx import HeatmapExportModule, export_onnx

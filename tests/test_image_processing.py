@@ -9,7 +9,7 @@ from vitpose_plus.modeling.configuration_vitpose_plus import VitPosePlusConfig
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 from vitpose_plus.modeling.keypoint_codecs import (
     box_to_center_scale,
-    encode_heatmaps,
+    gaussian_targets,
     get_affine_transform,
     get_udp_warp_matrix,
     transform_points,
@@ -48,7 +48,7 @@ def test_batched_images_and_dataset_geometry(image):
     udp = proc(image, [[10, 10, 60, 80]])["pixel_values"]
     non_udp = proc(image, [[10, 10, 60, 80]], dataset="ap10k")["pixel_values"]
     assert (udp - non_udp).abs().max() > 0.1  # different crop geometry per dataset
-    with pytest.raises(ValueError, match="one list of boxes per image"):
+    with pytest.raises(ValueError, match="2 images but 1 lists of boxes; give one list per image"):
         proc([image, image], [[[0, 0, 5, 5]]])
     with pytest.raises(ValueError, match="positive width and height"):
         proc(image, [[0, 0, 0, 5]])
@@ -67,7 +67,7 @@ def test_post_process_recovers_keypoints(dataset):
         pts = np.c_[rng.uniform(box[0] + 5, box[0] + box[2] - 5, 17), rng.uniform(box[1] + 5, box[1] + box[3] - 5, 17)]
         m = get_udp_warp_matrix(c, s) if use_udp else get_affine_transform(c, s)
         crop_pts = transform_points(pts, m)
-        hms.append(encode_heatmaps(np.c_[crop_pts, np.full(17, 2)], use_udp=use_udp)[0])
+        hms.append(gaussian_targets(np.c_[crop_pts, np.full(17, 2)], use_udp=use_udp)[0])
         truth.append(pts)
     padded = torch.zeros(3, 133, 64, 48)
     padded[:, :17] = torch.from_numpy(np.stack(hms))
@@ -93,7 +93,8 @@ def test_save_load_and_auto_class(tmp_path):
 
     cfg = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert cfg["auto_map"]["AutoImageProcessor"].endswith("VitPosePlusImageProcessor")
-    assert cfg["dataset"]["name"] == "ap10k" and cfg["dataset"]["use_udp"] is False
+    assert [d["name"] for d in cfg["datasets"]] == ["ap10k"] and cfg["datasets"][0]["use_udp"] is False
+    assert cfg["blur_kernel_size"] == 11 and cfg["sigma"] == 2.0 and cfg["heatmap_size"] == {"height": 64, "width": 48}
     loaded = VitPosePlusImageProcessor.from_pretrained(tmp_path)
     assert loaded.to_dict() == proc.to_dict()
     auto = AutoImageProcessor.from_pretrained(tmp_path)
@@ -103,24 +104,81 @@ def test_save_load_and_auto_class(tmp_path):
     torch.testing.assert_close(auto(image, box)["pixel_values"], proc(image, box)["pixel_values"])
 
 
-def test_dataset_from_model_config():
+def test_datasets_by_index_name_or_spec_from_any_module_copy():
     config = VitPosePlusConfig(datasets=["coco", "ap10k"])
-    proc = VitPosePlusImageProcessor()
+    proc = VitPosePlusImageProcessor.from_model_config(config)
     hm = torch.zeros(1, 17, 64, 48)
     hm[0, :, 30, 20] = 1.0
-    for i in range(2):
-        out = proc.post_process_pose_estimation(hm, [[[0, 0, 96, 128]]], dataset=config.dataset_spec(i))
-        assert out[0][0]["keypoint_names"] == list(config.dataset_spec(i).keypoint_names)
-    with pytest.raises(ValueError, match="dataset_spec"):
-        proc.post_process_pose_estimation(hm, [[[0, 0, 96, 128]]], dataset=1)
+
+    class ForeignSpec:  # a spec object from another module copy (trust_remote_code loads modules separately)
+        def __init__(self, spec):
+            self.spec = spec
+
+        def to_dict(self):
+            return self.spec.to_dict()
+
+    results = [proc.post_process_pose_estimation(hm, [[[0, 0, 96, 128]]], dataset=d)[0][0]
+               for d in (1, "ap10k", config.dataset_spec(1), ForeignSpec(config.dataset_spec(1)),
+                         config.dataset_spec(1).to_dict())]
+    for result in results:
+        assert result["keypoint_names"] == list(config.dataset_spec(1).keypoint_names) and result["dataset"] == "ap10k"
+        torch.testing.assert_close(result["keypoints"], results[0]["keypoints"])
+    with pytest.raises(ValueError, match=r"out of range; the datasets are \['coco', 'ap10k'\]"):
+        proc.post_process_pose_estimation(hm, [[[0, 0, 96, 128]]], dataset=2)
 
 
-def test_processor_from_model_config_takes_size_and_dataset():
-    from conftest import tiny_plus_config
+def test_mixed_dataset_batch_post_processed_in_one_call():
+    config = VitPosePlusConfig(datasets=["coco", "aic"])
+    proc = VitPosePlusImageProcessor.from_model_config(config)
+    hm = torch.rand(3, 17, 64, 48)
+    boxes = [[[0, 0, 96, 128], [10, 10, 50, 60]], [[5, 5, 40, 40]]]
+    mixed = proc.post_process_pose_estimation(hm, boxes, dataset=torch.tensor([0, 1, 1]))
+    assert [len(r["keypoints"]) for per in mixed for r in per] == [17, 14, 14]
+    alone = proc.post_process_pose_estimation(hm[1:2], [[boxes[0][1]]], dataset="aic")[0][0]
+    torch.testing.assert_close(mixed[0][1]["keypoints"], alone["keypoints"])
+    # transformers' VitPose convention: bbox as corners with x2 = x + w - 1
+    torch.testing.assert_close(mixed[0][1]["bbox"], torch.tensor([10.0, 10.0, 59.0, 69.0]))
+    assert mixed[1][0]["labels"].tolist() == list(range(14))
+
+
+def test_processor_from_model_config_takes_sizes_and_datasets():
+    from helpers import tiny_plus_config
 
     config = tiny_plus_config()
-    processor = VitPosePlusImageProcessor.from_model_config(config, dataset="aic")
-    assert processor.size == {"height": 64, "width": 48}
-    assert processor.dataset["name"] == "aic" and processor.dataset["use_udp"] is False
-    assert "expert_index" not in processor.dataset
-    assert VitPosePlusImageProcessor.from_model_config(config).dataset["name"] == "coco"
+    processor = VitPosePlusImageProcessor.from_model_config(config, dataset="aic", blur_kernel_size=5)
+    assert processor.size == {"height": 64, "width": 48} and processor.heatmap_size == {"height": 16, "width": 12}
+    assert [d["name"] for d in processor.datasets] == ["coco", "aic", "mpii"] and processor.dataset == 1
+    assert all("expert_index" not in d for d in processor.datasets)
+    assert processor.codec().blur_kernel_size == 5 and not processor.codec().use_udp
+    assert VitPosePlusImageProcessor.from_model_config(config).dataset == 0
+
+
+def test_standard_call_time_arguments(image):
+    proc = VitPosePlusImageProcessor()
+    boxes = [[10.0, 20.0, 60.0, 80.0]]
+    base = proc(image, boxes)["pixel_values"]
+    plain = proc(image, boxes, image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0])["pixel_values"]
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(base, (plain - mean[:, None, None]) / std[:, None, None], atol=1e-5, rtol=0)
+    small = proc(image, boxes, size={"height": 128, "width": 96})["pixel_values"]
+    assert small.shape == (1, 3, 128, 96) and proc.size == {"height": 256, "width": 192}
+    chw = proc(np.ascontiguousarray(image.transpose(2, 0, 1)), boxes, input_data_format="channels_first")
+    torch.testing.assert_close(chw["pixel_values"], base)
+    with pytest.raises(ValueError, match=r"Unknown arguments \['colour'\]"):
+        proc(image, boxes, colour=1)
+
+
+def test_pixel_values_are_validated(image):
+    proc = VitPosePlusImageProcessor()
+    boxes = [[10.0, 20.0, 60.0, 80.0]]
+    unit = image.astype(np.float32) / 255
+    with pytest.raises(ValueError, match=r"values in \[0, 1\].*do_rescale=False"):
+        proc(unit, boxes)
+    torch.testing.assert_close(proc(unit, boxes, do_rescale=False)["pixel_values"],
+                               proc(image.astype(np.float32), boxes)["pixel_values"], atol=1e-4, rtol=0)
+    nan = image.astype(np.float32)
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="Image 0 has NaN"):
+        proc(nan, boxes)
+    with pytest.raises(ValueError, match=r"Box 0 of image 0, \[500.0, 5.0, 10.0, 10.0\].*outside the 160x120"):
+        proc(image, [[500.0, 5.0, 10.0, 10.0]])

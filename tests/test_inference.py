@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import make_model, tiny_config, tiny_plus_config
+from helpers import make_model, tiny_config, tiny_plus_config
 
 from vitpose_plus.cli import main
 from vitpose_plus.inference import ObjectDetector, PosePipeline, draw_pose, load_boxes_file

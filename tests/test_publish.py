@@ -10,11 +10,11 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import make_model, tiny_plus_config
+from helpers import make_model, tiny_plus_config
 
 from vitpose_plus.cli import main
-from vitpose_plus.conversion import publish
-from vitpose_plus.conversion.publish import REMOTE_CODE_FILES, assemble_publish_folder, push_folder
+from vitpose_plus.hub_cards import publish
+from vitpose_plus.hub_cards.publish import REMOTE_CODE_FILES, assemble_publish_folder, push_folder
 from vitpose_plus.modeling import VitPosePlusImageProcessor
 
 INDEX = torch.tensor([2, 0, 1, 1, 0, 2])

@@ -1,74 +1,78 @@
-"""The `vitpose-plus train` and `vitpose-plus evaluate` commands (registered by `vitpose_plus.cli`)."""
+"""The `vitpose-plus train` command (registered by `vitpose_plus.cli`)."""
 
 from __future__ import annotations
 
 import argparse
-import json
+
+from vitpose_plus.cli import DefaultsFormatter, parse_assignments
+
+
+def _load_config(args: argparse.Namespace):
+    from .config import load_training_config
+
+    overrides = parse_assignments(args.set)
+    if args.output_dir:
+        overrides["runtime.output_dir"] = args.output_dir
+    return load_training_config(args.config, overrides)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import run_from_args
+    config = _load_config(args)
+    if args.check_data:
+        return _check_data(config)
+    from .train import train
 
-    return run_from_args(args)
+    if args.resume and args.overwrite:
+        raise ValueError("Give either --resume (continue the run in the output folder) or --overwrite (replace it).")
+    result = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                   stop_after=args.stop_after)
+    for name, metrics in result.metrics.items():
+        shown = "  ".join(f"{key} {value:.4f}" for key, value in list(metrics.items())[:4])
+        print(f"{name}: {shown}")
+    if result.model_dir is None:
+        print(f"stopped at step {result.step}; continue with --resume")
+    else:
+        print(f"model saved to {result.model_dir}")
+    return 0
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    import torch
+def _check_data(config) -> int:
+    """Validate every data file of the run and print the instance table; no model is built."""
+    from vitpose_plus.data.check import check_dataset_files, dataset_files_from_run
 
-    from vitpose_plus.evaluation.evaluate import evaluate_keypoints
-    from vitpose_plus.modeling import VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
+    from .train import materialise_synthetic
 
-    model = VitPosePlusForPoseEstimation.from_pretrained(args.model).eval()
-    if args.device:
-        model.to(torch.device(args.device))
-    model.config.dataset_id(args.dataset)  # a clear error when the model lacks the dataset
-    result = evaluate_keypoints(
-        model, VitPosePlusImageProcessor.from_model_config(model.config), args.annotations, args.images, args.dataset,
-        detections_file=args.detections, detection_score_threshold=args.detection_threshold,
-        batch_size=args.batch_size, flip_test=not args.no_flip_test,
-        nms_threshold=None if args.no_nms else args.nms_threshold, dark_kernel_size=args.dark_kernel,
-    )
-    boxes = "detections" if args.detections else "ground-truth boxes"
-    print(f"{result.dataset}: {result.num_boxes} instances ({boxes}), flip test {'off' if args.no_flip_test else 'on'}")
-    print("| " + " | ".join(result.metrics) + " |")
-    print("|" + "---|" * len(result.metrics))
-    print("| " + " | ".join(f"{v:.4f}" for v in result.metrics.values()) + " |")
-    if args.output:
-        records = [{k: r[k] for k in ("image_id", "category_id", "keypoints", "score")} for r in result.predictions]
-        with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump(records, handle)
-        print(f"predictions (COCO results format) written to {args.output}")
+    materialise_synthetic(config, is_main=True)
+    report = check_dataset_files(dataset_files_from_run(config.datasets))
+    print(report.format_table())
+    if not report.ok:
+        report.raise_for_errors()
+    print("all data files are usable")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .train import add_train_arguments
+    """Add `train` to the top-level parser's sub-parsers."""
+    from .config import bundled_configs
 
     train = subparsers.add_parser(
-        "train", help="train or fine-tune ViTPose / ViTPose+ (Accelerate)",
-        description="Train from a YAML run config (default: the synthetic run). Multi-GPU: "
-                    "accelerate launch -m vitpose_plus.training.train --config FILE",
+        "train", formatter_class=DefaultsFormatter,
+        help="train or fine-tune ViTPose / ViTPose+ (Accelerate)",
+        description="Train from a YAML run config (default: the synthetic run). Several processes: "
+                    "torchrun --nproc_per_node N -m vitpose_plus train --config FILE (CPU or GPU), or "
+                    "accelerate launch --multi_gpu --num_processes N -m vitpose_plus train --config FILE.",
     )
-    add_train_arguments(train)
+    train.add_argument("--config", default=None,
+                       help=f"run config YAML, or a bundled one by name ({', '.join(bundled_configs())}); "
+                            "default: synthetic")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the output folder")
+    train.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
+    train.add_argument("--check-data", action="store_true",
+                       help="validate every data file of the config, print the instance table and stop")
+    train.add_argument("--output-dir", default=None, help="override runtime.output_dir")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set optimization.max_steps=100 (YAML value)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument("--stop-after", type=int, default=None,
+                       help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
     train.set_defaults(func=_run_train)
-
-    evaluate = subparsers.add_parser(
-        "evaluate", help="COCO keypoint AP of a model on a COCO-format file",
-        description="Top-down evaluation: ground-truth or detector boxes, flip test, per-dataset decoding, "
-                    "rescoring, OKS-NMS, pycocotools AP/AR with the dataset's sigmas.",
-    )
-    evaluate.add_argument("--model", required=True, help="saved model folder")
-    evaluate.add_argument("--dataset", required=True, help="the model's dataset (name or index) to evaluate")
-    evaluate.add_argument("--annotations", required=True, help="COCO-format keypoint annotation JSON")
-    evaluate.add_argument("--images", required=True, help="folder the annotation file names are relative to")
-    evaluate.add_argument("--detections", default=None, help="COCO detection results JSON (default: GT boxes)")
-    evaluate.add_argument("--detection-threshold", type=float, default=0.0, help="keep detections above this score")
-    evaluate.add_argument("--batch-size", type=int, default=32)
-    evaluate.add_argument("--no-flip-test", action="store_true")
-    evaluate.add_argument("--nms-threshold", type=float, default=0.9)
-    evaluate.add_argument("--no-nms", action="store_true", help="skip OKS-NMS")
-    evaluate.add_argument("--dark-kernel", type=int, default=11,
-                          help="DARK-UDP blur kernel (11 for 64x48 heatmaps; about half for half-size heatmaps)")
-    evaluate.add_argument("--device", default=None)
-    evaluate.add_argument("--output", default=None, help="write the kept predictions as COCO results JSON")
-    evaluate.set_defaults(func=_run_evaluate)

@@ -1,34 +1,51 @@
-"""Training run configuration: a YAML file mapped onto dataclasses, validated before anything runs.
+"""Training run configuration: a YAML file mapped onto typed dataclasses, validated completely before anything runs.
 
-See `training/configs/*.yaml` for complete examples. Unknown keys, missing files and datasets whose keypoint count
-does not match the model fail here, at start, with a message naming the key or file.
+Every key is checked: unknown keys (anywhere, `model.overrides` included) are errors with a "did you mean"
+suggestion; every value is checked for type and range with a message naming the file, the key, the value and what was
+expected; numbers written as `1e-3` are numbers; every file the run names must exist. See `training/configs/*.yaml`
+for complete examples, and `CONFIG_NAMES` for the configs that can be named instead of given as a path.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from vitpose_plus.file_io import read_yaml_file
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "synthetic.yaml")
 
 
+def bundled_configs() -> dict[str, str]:
+    """The configs shipped with the package, by name (`synthetic`, `vitpose_plus_base_six_datasets`, ...)."""
+    return {os.path.splitext(n)[0]: os.path.join(CONFIG_DIR, n) for n in sorted(os.listdir(CONFIG_DIR))
+            if n.endswith(".yaml")}
+
+
 @dataclass
 class SplitConfig:
-    """A COCO-format annotation file and the folder its `file_name`s are relative to."""
+    """The files of one split: an annotation file in its released format and the image folder, or a HF `datasets`
+    dataset (a Hub id or a `save_to_disk` folder) with the loader's columns."""
 
-    annotations: str
-    images: str
+    annotations: str | None = None
+    images: str | None = None
+    format: str | None = None  # annotation format; defaults from the dataset's layout name
     detections: str | None = None  # evaluation only: COCO detection results instead of ground-truth boxes
+    mpii_gt_mat: str | None = None  # evaluation only: MPII's mpii_gt_val.mat (head boxes for PCKh)
+    hub_dataset: str | None = None  # instead of annotations/images: a Hub id or a save_to_disk folder
+    hub_split: str = "train"
 
 
 @dataclass
 class SyntheticConfig:
-    """Data rendered on the fly by `training.synthetic` into `<output_dir>/data/<name>/`."""
+    """Data rendered by `vitpose_plus.data.synthetic` into `<output_dir>/data/<name>/` (a cache keyed by these
+    values: changing any of them renders the data again)."""
 
     train_images: int = 400
     val_images: int = 60
@@ -42,11 +59,12 @@ class DatasetConfig:
     """One dataset of the run; its position in `datasets` is its dataset index (expert and head)."""
 
     name: str
-    spec: str | None = None  # built-in name, "synthetic_hand", or a JSON/YAML spec file; defaults to `name`
+    spec: str | None = None  # built-in name, a synthetic layout, or a JSON/YAML spec file; defaults to `name`
     train: SplitConfig | None = None
     val: SplitConfig | None = None
     synthetic: SyntheticConfig | None = None
     ratio: float | None = None
+    allow_empty: bool = False  # train a dataset with no labelled instance (its head and expert stay untrained)
 
 
 @dataclass
@@ -68,7 +86,8 @@ class ModelConfig:
     preset: str | None = None  # e.g. vitpose-plus-base; None: VitPosePlusConfig defaults + overrides
     overrides: dict[str, Any] = field(default_factory=dict)  # any VitPosePlusConfig field
     init_from: str | None = None  # a saved model folder (e.g. a converted checkpoint) to start from
-    mae_checkpoint: str | None = None  # MAE weights (original .pth or a transformers ViTMAE folder)
+    mae_checkpoint: str | None = None  # MAE weights (original .pth, transformers ViTMAE or a vitpose-plus MAE folder)
+    allow_partial_init: bool = False  # init_from may leave backbone tensors (not only new datasets) initialised
 
 
 @dataclass
@@ -104,9 +123,10 @@ class RuntimeConfig:
     eval_every: int = 0  # 0: only at the end
     eval_batch_size: int = 64
     flip_test: bool = True
-    eval_dark_kernel: int = 11  # DARK-UDP blur kernel at evaluation (original: 11 for 64x48 heatmaps)
+    eval_dark_kernel: int = 11  # DARK-UDP blur kernel; saved in the model's preprocessor_config.json
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])  # used when installed
     find_unused_parameters: bool = True  # DDP: experts/heads absent from a batch get no gradient
+    sync_batchnorm: bool = False  # SyncBatchNorm in the classic heads (single-dataset models)
 
 
 @dataclass
@@ -118,45 +138,104 @@ class TrainingConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     source: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+
+# ------------------------------------------------------------------------------------------------------ building
+def _did_you_mean(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}.get(
+            annotation.__name__, annotation.__name__)
+    return str(annotation).replace("typing.", "")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """`value` checked against a field annotation (ints are accepted where numbers are expected)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ValueError as err:
+                errors.append(err)
+        raise errors[0]
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, where)
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        if not isinstance(value, list):
+            raise ValueError(f"{where} = {value!r}: expected a list of {_type_name(item)}.")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} = {value!r}: expected a mapping.")
+        return dict(value)
+    if annotation is Any:
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(annotation, True)
+    if not ok:
+        hint = " (quote-free numbers such as 1e-3 or 0.001 are numbers)" if annotation is float and isinstance(
+            value, str) else ""
+        raise ValueError(f"{where} = {value!r} ({type(value).__name__}): expected {_type_name(annotation)}{hint}.")
+    return float(value) if annotation is float else value
+
 
 def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate a (nested) dataclass from a mapping, rejecting unknown keys with their path."""
+    """Instantiate a (nested) dataclass from a mapping, rejecting unknown keys and wrong types with their path."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__} ({data!r}).")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    hints = typing.get_type_hints(cls)
+    unknown = [key for key in data if key not in fields]
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}.")
-    kwargs = {}
-    nested = {"train": SplitConfig, "val": SplitConfig, "synthetic": SyntheticConfig, "model": ModelConfig,
-              "optimization": OptimizationConfig, "runtime": RuntimeConfig, "augmentation": AugmentationConfig}
-    for key, value in data.items():
-        if key in nested and value is not None:
-            value = _build(nested[key], value, f"{where}.{key}")
-        kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ValueError(f"{where}: {err}") from err
+        key = unknown[0]
+        raise ValueError(f"{where}: unknown key {key!r}{_did_you_mean(str(key), sorted(fields))}; expected some of "
+                         f"{sorted(fields)}.")
+    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    missing = [name for name, f in fields.items() if name not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}.")
+    return cls(**kwargs)
 
 
 def load_training_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
                          ) -> TrainingConfig:
-    """Read and validate a YAML run config (the default synthetic run when `path` is None).
+    """Read and validate a YAML run config: a path, a bundled config's name (`bundled_configs`), or the default
+    synthetic run when `path` is None.
 
     Relative file paths in the config are resolved against the config file's folder. `overrides` maps dotted keys
-    (`"optimization.max_steps"`) to values, applied before validation.
+    (`"optimization.max_steps"`) to values, applied before validation (and validated the same way).
     """
     path = os.fspath(path) if path is not None else DEFAULT_CONFIG
-    try:
-        with open(path, encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle)
-    except OSError as err:
-        raise ValueError(f"Cannot read training config {path!r}: {err}") from err
-    except yaml.YAMLError as err:
-        raise ValueError(f"Training config {path!r} is not valid YAML: {err}") from err
+    if not os.path.exists(path) and path in bundled_configs():
+        path = bundled_configs()[path]
+    if not os.path.exists(path):
+        names = ", ".join(bundled_configs())
+        raise FileNotFoundError(f"No such training config {path!r}: give a YAML file or one of the bundled configs "
+                                f"({names}).")
+    raw = read_yaml_file(path, "training config")
     if not isinstance(raw, dict):
         raise ValueError(f"Training config {path!r} must be a mapping with 'datasets', 'model', ...")
     for dotted, value in (overrides or {}).items():
@@ -164,13 +243,12 @@ def load_training_config(path: str | os.PathLike | None = None, overrides: dict[
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {dotted}: {key!r} is not a section of the config.")
         node[leaf] = value
-    if "datasets" not in raw or not raw["datasets"]:
+    if not raw.get("datasets"):
         raise ValueError(f"Training config {path!r}: 'datasets' must list at least one dataset.")
-    raw = dict(raw)
-    datasets = [_build(DatasetConfig, d, f"{path}: datasets[{i}]") for i, d in enumerate(raw.pop("datasets"))]
-    config = _build(TrainingConfig, {**raw, "datasets": []}, path)
-    config.datasets = datasets
+    config = _build(TrainingConfig, raw, path)
     config.source = path
     _resolve_paths(config, os.path.dirname(os.path.abspath(path)))
     validate_training_config(config)
@@ -185,46 +263,114 @@ def _resolve_paths(config: TrainingConfig, base: str) -> None:
 
     for dataset in config.datasets:
         for split in (dataset.train, dataset.val):
-            if split is not None:
-                split.annotations, split.images, split.detections = (
-                    fix(split.annotations), fix(split.images), fix(split.detections))
+            if split is None:
+                continue
+            for key in ("annotations", "images", "detections", "mpii_gt_mat"):
+                setattr(split, key, fix(getattr(split, key)))
+            if split.hub_dataset is not None and os.path.exists(fix(split.hub_dataset)):
+                split.hub_dataset = fix(split.hub_dataset)  # a save_to_disk folder; otherwise a Hub id
         if dataset.spec is not None and dataset.spec.endswith((".json", ".yaml", ".yml")):
             dataset.spec = fix(dataset.spec)
     config.model.init_from = fix(config.model.init_from)
     config.model.mae_checkpoint = fix(config.model.mae_checkpoint)
 
 
+def _check(condition: bool, where: str, key: str, value: Any, expected: str) -> None:
+    if not condition:
+        raise ValueError(f"{where}: {key} = {value!r}: expected {expected}.")
+
+
 def validate_training_config(config: TrainingConfig) -> None:
-    """Checks that need no data loading: files exist, values are in range, names are unique."""
+    """Checks that need no data loading: values in range, names unique, every named file present, overrides known."""
     where = config.source or "training config"
     names = [d.name for d in config.datasets]
     if len(set(names)) != len(names):
         raise ValueError(f"{where}: dataset names must be unique, got {names}.")
     for i, dataset in enumerate(config.datasets):
+        here = f"datasets[{i}] ({dataset.name!r})"
         if dataset.synthetic is None and dataset.train is None:
-            raise ValueError(f"{where}: datasets[{i}] ({dataset.name!r}) needs 'train' files or 'synthetic'.")
+            raise ValueError(f"{where}: {here} needs 'train' files or 'synthetic'.")
         for split_name in ("train", "val"):
             split = getattr(dataset, split_name)
             if split is None:
                 continue
-            for key in ("annotations", "images", "detections"):
+            if split.hub_dataset is None and (split.annotations is None or split.images is None):
+                raise ValueError(f"{where}: {here}.{split_name} needs 'annotations' and 'images' (or 'hub_dataset').")
+            for key in ("annotations", "images", "detections", "mpii_gt_mat"):
                 value = getattr(split, key)
                 if value is not None and not os.path.exists(value):
-                    raise ValueError(f"{where}: datasets[{i}].{split_name}.{key} = {value!r} does not exist.")
-        if dataset.ratio is not None and dataset.ratio < 0:
-            raise ValueError(f"{where}: datasets[{i}].ratio must be >= 0, got {dataset.ratio}.")
+                    raise FileNotFoundError(f"{where}: {here}.{split_name}.{key} = {value!r} does not exist.")
+        if dataset.synthetic is not None:
+            s = dataset.synthetic
+            _check(s.train_images >= 1, where, f"{here}.synthetic.train_images", s.train_images, "at least 1")
+            _check(s.val_images >= 0, where, f"{here}.synthetic.val_images", s.val_images, ">= 0")
+            _check(s.max_instances >= 1, where, f"{here}.synthetic.max_instances", s.max_instances, "at least 1")
+            _check(len(s.image_size) == 2 and min(s.image_size) >= 32, where, f"{here}.synthetic.image_size",
+                   s.image_size, "[height, width], each at least 32")
+        if dataset.ratio is not None:
+            _check(dataset.ratio >= 0, where, f"{here}.ratio", dataset.ratio, ">= 0")
     ratios = [d.ratio for d in config.datasets]
     if any(r is not None for r in ratios) and any(r is None for r in ratios):
         raise ValueError(f"{where}: give 'ratio' for every dataset or for none, got {ratios}.")
+    model = config.model
     for key in ("init_from", "mae_checkpoint"):
-        value = getattr(config.model, key)
+        value = getattr(model, key)
         if value is not None and not os.path.exists(value):
-            raise ValueError(f"{where}: model.{key} = {value!r} does not exist.")
+            raise FileNotFoundError(f"{where}: model.{key} = {value!r} does not exist.")
+    from vitpose_plus.modeling import PRESETS, VitPosePlusConfig
+
+    if model.preset is not None and model.preset not in PRESETS:
+        raise ValueError(f"{where}: model.preset = {model.preset!r}{_did_you_mean(model.preset, list(PRESETS))}; "
+                         f"expected one of {list(PRESETS)}.")
+    config_fields = sorted(VitPosePlusConfig.__dataclass_fields__)
+    for key in model.overrides:
+        if key not in config_fields or key == "datasets":
+            raise ValueError(f"{where}: model.overrides has an unknown field {key!r}"
+                             f"{_did_you_mean(key, config_fields)}; the datasets come from the 'datasets' section.")
     opt, run = config.optimization, config.runtime
-    if opt.schedule not in ("step", "cosine"):
-        raise ValueError(f"{where}: optimization.schedule must be 'step' or 'cosine', got {opt.schedule!r}.")
-    if opt.max_steps < 1 or opt.batch_size < 1 or opt.gradient_accumulation_steps < 1:
-        raise ValueError(f"{where}: max_steps, batch_size and gradient_accumulation_steps must be positive.")
-    if run.mixed_precision not in ("no", "bf16", "fp16"):
-        raise ValueError(f"{where}: runtime.mixed_precision must be 'no', 'bf16' or 'fp16', got "
-                         f"{run.mixed_precision!r}.")
+    _check(opt.schedule in ("step", "cosine"), where, "optimization.schedule", opt.schedule, "'step' or 'cosine'")
+    for key in ("max_steps", "batch_size", "gradient_accumulation_steps"):
+        _check(getattr(opt, key) >= 1, where, f"optimization.{key}", getattr(opt, key), "a positive integer")
+    if opt.max_epochs is not None:
+        _check(opt.max_epochs >= 1, where, "optimization.max_epochs", opt.max_epochs, "a positive integer")
+    _check(opt.learning_rate > 0, where, "optimization.learning_rate", opt.learning_rate, "a positive number")
+    _check(opt.weight_decay >= 0, where, "optimization.weight_decay", opt.weight_decay, ">= 0")
+    if opt.layer_decay is not None:
+        _check(0 < opt.layer_decay <= 1, where, "optimization.layer_decay", opt.layer_decay, "in (0, 1]")
+    _check(len(opt.betas) == 2 and all(0 <= b < 1 for b in opt.betas), where, "optimization.betas", opt.betas,
+           "two numbers in [0, 1)")
+    _check(opt.warmup_steps >= 0, where, "optimization.warmup_steps", opt.warmup_steps, ">= 0")
+    _check(0 < opt.warmup_ratio <= 1, where, "optimization.warmup_ratio", opt.warmup_ratio, "in (0, 1]")
+    _check(0 < opt.gamma <= 1, where, "optimization.gamma", opt.gamma, "in (0, 1]")
+    _check(0 <= opt.min_lr_ratio <= 1, where, "optimization.min_lr_ratio", opt.min_lr_ratio, "in [0, 1]")
+    _check(opt.max_grad_norm >= 0, where, "optimization.max_grad_norm", opt.max_grad_norm, ">= 0 (0: no clipping)")
+    _check(list(opt.milestones) == sorted(opt.milestones) and all(m > 0 for m in opt.milestones), where,
+           "optimization.milestones", opt.milestones, "increasing positive step numbers")
+    _check(run.mixed_precision in ("no", "bf16", "fp16"), where, "runtime.mixed_precision", run.mixed_precision,
+           "'no', 'bf16' or 'fp16'")
+    for key in ("log_every", "keep_checkpoints", "eval_batch_size"):
+        _check(getattr(run, key) >= 1, where, f"runtime.{key}", getattr(run, key), "a positive integer")
+    for key in ("save_every", "eval_every", "num_workers"):
+        _check(getattr(run, key) >= 0, where, f"runtime.{key}", getattr(run, key), ">= 0 (0: off)")
+    _check(run.eval_dark_kernel >= 1 and run.eval_dark_kernel % 2 == 1, where, "runtime.eval_dark_kernel",
+           run.eval_dark_kernel, "a positive odd number")
+    aug = config.augmentation
+    for key in ("flip_prob", "half_body_prob", "rotation_prob", "center_jitter_prob"):
+        _check(0 <= getattr(aug, key) <= 1, where, f"augmentation.{key}", getattr(aug, key), "a probability in [0, 1]")
+    _check(0 <= aug.scale_factor < 1, where, "augmentation.scale_factor", aug.scale_factor, "in [0, 1)")
+    _check(aug.sigma > 0, where, "augmentation.sigma", aug.sigma, "a positive number")
+
+
+__all__ = [
+    "AugmentationConfig",
+    "DatasetConfig",
+    "ModelConfig",
+    "OptimizationConfig",
+    "RuntimeConfig",
+    "SplitConfig",
+    "SyntheticConfig",
+    "TrainingConfig",
+    "bundled_configs",
+    "load_training_config",
+    "validate_training_config",
+]

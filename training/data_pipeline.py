@@ -1,8 +1,8 @@
-"""Training data plumbing: per-dataset torch datasets, a deterministic mixed sampler and the batch collator.
+"""Training data plumbing: per-dataset torch datasets over image rows, a deterministic mixed sampler and the collator.
 
 Reproducibility: the sampler yields `epoch * total + index` codes from a permutation seeded by (seed, epoch), and each
-sample's augmentation draws from a generator seeded by (seed, epoch, index). So batch contents depend only on the
-seed and the position in training, not on worker processes or on where a resumed run restarted.
+sample's augmentation draws from a generator seeded by (seed, dataset, epoch, index). So batch contents depend only on
+the seed and the position in training, not on worker processes or on where a resumed run restarted.
 """
 
 from __future__ import annotations
@@ -13,38 +13,50 @@ from typing import Any
 
 import numpy as np
 import torch
+from datasets import Image
 
-from vitpose_plus.file_io import decode_image
+from vitpose_plus.data import top_down_index, top_down_instances
 
 from .transforms import TopDownTransform
 
 
 class TopDownTrainingDataset(torch.utils.data.Dataset):
-    """One keypoint dataset (rows of `load_keypoint_dataset`) through its `TopDownTransform`.
+    """The top-down instances of one keypoint dataset (image rows of `load_keypoint_dataset`) through its
+    `TopDownTransform`.
 
-    Items are addressed by `epoch * len(self) + index` so that the augmentation seed includes the epoch.
+    The instances are indexed once without decoding any image (`top_down_index`); images are read as raw files
+    (`Image(decode=False)`) so that an unreadable one fails naming its file. Items are addressed by
+    `epoch * len(self) + index` so that the augmentation seed includes the epoch.
     """
 
     def __init__(self, rows: Any, transform: TopDownTransform, seed: int = 0):
-        self.rows = rows
+        self.rows = rows.cast_column("image", Image(decode=False)) if "image" in rows.column_names else rows
         self.transform = transform
         self.seed = int(seed)
+        self.index = top_down_index(rows)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.index)
 
     def sample(self, index: int, epoch: int) -> dict[str, Any]:
-        row = self.rows[index]
-        context = f"dataset {self.transform.spec.name!r}, row {index}, annotation_id {row.get('annotation_id', '?')}"
-        image = decode_image(row["image"], context)
-        keypoints = np.asarray(row["keypoints"], dtype=np.float64).reshape(-1, 3)
+        row_id, instance_id = (int(v) for v in self.index[index])
+        row = self.rows[row_id]
+        instance = next(i for i in top_down_instances(row) if i.index == instance_id)
+        context = (f"dataset {self.transform.spec.name!r}, image_id {row.get('image_id', '?')}, annotation_id "
+                   f"{instance.annotation_id}")
         rng = np.random.default_rng([self.seed, self.transform.dataset_index, epoch, index])
-        center, scale = row.get("center"), row.get("scale")
-        out = self.transform.transform_example(image, row["bbox"], keypoints, rng=rng, center=center, scale=scale)
+        out = self.transform.transform_instance(row["image"], instance, rng=rng, context=context)
         return {key: out[key] for key in ("pixel_values", "labels", "label_weights", "dataset_index")}
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch of plain-index access (`dataset[i]`, as `transformers.Trainer` reads it)."""
+        self.epoch = int(epoch)
+
     def __getitem__(self, code: int) -> dict[str, Any]:
-        epoch, index = divmod(int(code), len(self))
+        code = int(code)
+        if code < len(self):  # a plain index (Trainer): the epoch comes from set_epoch
+            return self.sample(code, getattr(self, "epoch", 0))
+        epoch, index = divmod(code, len(self))
         return self.sample(index, epoch)
 
 

@@ -1,169 +1,119 @@
-"""Train ViTPose / ViTPose+ with Accelerate on HF `datasets`.
+"""Train ViTPose / ViTPose+ with Accelerate on HF `datasets`, top to bottom (in the spirit of transformers'
+`run_*_no_trainer.py` examples): config -> data -> model -> optimizer and schedule -> loop -> evaluation -> Hub folder.
 
-    vitpose-plus train [--config FILE] [--resume] [--set optimization.max_steps=200 ...]
-    accelerate launch -m vitpose_plus.training.train --config FILE
+    vitpose-plus train [--config FILE_OR_NAME] [--resume | --overwrite] [--set optimization.max_steps=200 ...]
+    torchrun --nproc_per_node 2 -m vitpose_plus train --config FILE          # several processes (CPU: gloo)
+    accelerate launch --multi_gpu --num_processes 8 -m vitpose_plus train --config FILE
 
 With no config the default synthetic run (`training/configs/synthetic.yaml`) renders three synthetic datasets
 (human, quadruped, hand), trains a small ViTPose+ with one expert per dataset and reports COCO-style AP per dataset.
 
-Mixed batches come from the concatenated datasets (in proportion to their sizes, or to `ratio`), every sample with
-its dataset index, so the routed experts and heads see only their own samples. AdamW with layer-wise lr decay
-(no decay on norms, biases, position table), linear warmup then a step or cosine schedule, gradient clipping,
-accumulation and mixed precision come from Accelerate. `accelerator.save_state` checkpoints every `save_every` steps;
-`--resume` continues from the newest one with no lost or repeated step (the sampler and the augmentation are seeded
-by position, and Accelerate restores the model, optimizer, scheduler and RNG states).
+Mixed batches come from the concatenated datasets (in proportion to their sizes, or to `ratio`), every sample with its
+dataset index, so the routed experts and heads see only their own samples. AdamW with layer-wise lr decay (no decay
+on norms, biases, position table), linear warmup then a step or cosine schedule counted in optimizer steps (the same
+on any number of processes), gradient clipping, accumulation and mixed precision come from Accelerate.
+`accelerator.save_state` checkpoints every `save_every` steps; `--resume` continues from the newest one with no lost or
+repeated step (the sampler and the augmentation are seeded by position) and `log.jsonl` keeps each step once.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import yaml
 from tqdm.auto import tqdm
 
-from vitpose_plus.data.datasets import load_keypoint_dataset
-from vitpose_plus.evaluation.evaluate import evaluate_keypoints
+from vitpose_plus.data import load_keypoint_dataset, resolve_dataset_spec
+from vitpose_plus.data.datasets import keypoint_features
+from vitpose_plus.file_io import FolderLock, write_json, write_text
 from vitpose_plus.modeling import (
-    LAYER_DECAY_RATES,
     KeypointDatasetSpec,
     VitPosePlusConfig,
     VitPosePlusForPoseEstimation,
-    get_dataset_spec,
-    load_dataset_spec_file,
+    VitPosePlusImageProcessor,
+    get_preset,
 )
-from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 
-from .config import DatasetConfig, TrainingConfig, load_training_config
+from .config import DatasetConfig, OptimizationConfig, SplitConfig, TrainingConfig
 from .data_pipeline import KeypointCollator, MixedDataset, MixedSampler, TopDownTrainingDataset
 from .transforms import TopDownTransform
 
 logger = logging.getLogger(__name__)
+
+#: Files of a run in its output folder (anything else there, e.g. the synthetic data cache, is left alone).
+RUN_FILES = ("checkpoints", "model", "log.jsonl", "final_metrics.json", "learning_curve.png", "training_config.yaml",
+             "tensorboard")
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the newest checkpoint on disk is the last good state."""
 
 
-# ------------------------------------------------------------------------------------------------------ set-up
-def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
-    """The keypoint spec of a run dataset: a built-in name (`synthetic_hand` included) or a JSON/YAML spec file."""
-    spec = dataset.spec or dataset.name
-    if spec.endswith((".json", ".yaml", ".yml")):
-        return load_dataset_spec_file(spec)
-    return get_dataset_spec(spec)
+# ------------------------------------------------------------------------------------------------------ schedule
+@dataclass(frozen=True)
+class Schedule:
+    """The learning-rate schedule in optimizer steps (a pure function of the config and the loader length)."""
+
+    max_steps: int
+    milestones: tuple[int, ...]
+    warmup_steps: int
+    warmup_ratio: float
+    kind: str
+    gamma: float
+    min_lr_ratio: float
+
+    def lr_factor(self, step: int) -> float:
+        """Warmup (linear from `warmup_ratio`) times the step or cosine schedule, at optimizer step `step`."""
+        if self.kind == "cosine":
+            progress = min(step / max(self.max_steps, 1), 1.0)
+            factor = self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        else:
+            factor = self.gamma ** sum(step >= m for m in self.milestones)
+        if step < self.warmup_steps:
+            factor *= 1 - (1 - step / self.warmup_steps) * (1 - self.warmup_ratio)
+        return factor
 
 
-def materialise_synthetic(config: TrainingConfig, is_main: bool) -> None:
-    """Render the synthetic datasets of the run (once; kept under `<output_dir>/data` for resumes and evaluation)."""
-    from vitpose_plus.data.synthetic import make_synthetic_dataset
-
-    from .config import SplitConfig
-
-    for dataset in config.datasets:
-        synth = dataset.synthetic
-        if synth is None:
-            continue
-        spec = resolve_spec(dataset)
-        for split, count, seed in (("train", synth.train_images, synth.seed), ("val", synth.val_images,
-                                                                               synth.seed + 1_000_003)):
-            if count <= 0:
-                continue
-            folder = os.path.join(config.runtime.output_dir, "data", dataset.name, split)
-            annotations = os.path.join(folder, "annotations.json")
-            if is_main and not os.path.exists(annotations):
-                make_synthetic_dataset(spec, count, seed, folder, image_size=synth.image_size,
-                                       max_instances=synth.max_instances)
-            setattr(dataset, split, SplitConfig(annotations=annotations, images=folder))
+def training_schedule(opt: OptimizationConfig, steps_per_epoch: int) -> Schedule:
+    """The schedule of `opt`: epoch recipes (`max_epochs`, `milestone_epochs`) converted with `steps_per_epoch`
+    optimizer steps per epoch, else `max_steps` and `milestones` as given."""
+    max_steps, milestones = opt.max_steps, tuple(opt.milestones)
+    if opt.max_epochs is not None:
+        max_steps = opt.max_epochs * steps_per_epoch
+        milestones = tuple(e * steps_per_epoch for e in opt.milestone_epochs)
+    return Schedule(max_steps, milestones, opt.warmup_steps, opt.warmup_ratio, opt.schedule, opt.gamma,
+                    opt.min_lr_ratio)
 
 
-def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusConfig:
-    overrides = dict(config.model.overrides)
-    datasets = [spec.to_dict() for spec in specs]
-    if config.model.preset:
-        return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
-    return VitPosePlusConfig(datasets=datasets, **overrides)
+# ------------------------------------------------------------------------------------------------------ output folder
+def prepare_output_folder(config: TrainingConfig, resume: bool, overwrite: bool, is_main: bool) -> FolderLock:
+    """Lock the output folder and make it ready; nothing of a previous run is deleted unless `overwrite`.
 
-
-def build_model(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusForPoseEstimation:
-    """A fresh model for the run's datasets, optionally initialised from a saved model or MAE weights."""
-    model_config = build_model_config(config, specs)
-    if config.model.mae_checkpoint:
-        from vitpose_plus.conversion.convert_mae import init_from_mae_state_dict, read_mae_state_dict
-
-        mae = init_from_mae_state_dict(read_mae_state_dict(config.model.mae_checkpoint), model_config,
-                                       source=config.model.mae_checkpoint)
-        logger.info("Initialised the backbone from MAE %s (%d tensors mapped, %d ignored).",
-                    config.model.mae_checkpoint, len(mae.mapped), len(mae.ignored))
-        model = mae.model
-    else:
-        model = VitPosePlusForPoseEstimation(model_config)
-    if config.model.init_from:
-        source = VitPosePlusForPoseEstimation.from_pretrained(config.model.init_from)
-        report = initialise_from(model, source)
-        logger.info("Initialised from %s: %s", config.model.init_from, report)
-    return model
-
-
-def initialise_from(model: VitPosePlusForPoseEstimation, source: VitPosePlusForPoseEstimation) -> dict[str, Any]:
-    """Copy `source`'s backbone into `model` and each head/expert whose dataset name both models have.
-
-    Tensors whose shapes differ are left at their initialisation and reported; nothing else is skipped silently.
+    Raises:
+        FileExistsError: the folder holds a previous run and neither `resume` nor `overwrite` was given.
     """
-    target_state = model.state_dict()
-    source_state = source.state_dict()
-    source_names = source.config.dataset_names
-    copied, mismatched = [], []
-    new_state = {}
-    for name, tensor in target_state.items():
-        source_name = name
-        if name.startswith("heads."):
-            head, rest = name[len("heads."):].split(".", 1)
-            dataset = model.config.dataset_names[int(head)]
-            if dataset not in source_names:
-                continue
-            source_name = f"heads.{source_names.index(dataset)}.{rest}"
-        elif ".mlp.experts." in name:
-            prefix, rest = name.split(".mlp.experts.", 1)
-            expert, param = rest.split(".", 1)
-            owners = [d for i, d in enumerate(model.config.dataset_names) if model.config.expert_of(i) == int(expert)]
-            matches = [d for d in owners if d in source_names]
-            if not matches or source.config.num_experts == 1:
-                continue
-            source_name = f"{prefix}.mlp.experts.{source.config.expert_of(matches[0])}.{param}"
-        if source_name not in source_state:
-            continue
-        if source_state[source_name].shape != tensor.shape:
-            mismatched.append(name)
-            continue
-        new_state[name] = source_state[source_name]
-        copied.append(name)
-    model.load_state_dict({**target_state, **new_state})
-    fresh = [n for n in target_state if n not in new_state]
-    return {"copied": len(copied), "fresh": fresh, "shape_mismatch": mismatched}
+    out = config.runtime.output_dir
+    previous = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    if previous and not (resume or overwrite):
+        raise FileExistsError(
+            f"Output folder {out!r} holds a previous run ({', '.join(previous)}); pass --resume to continue it or "
+            "--overwrite to replace it (or choose another runtime.output_dir)."
+        )
+    lock = FolderLock(out).acquire() if is_main else FolderLock(out)
+    if is_main and overwrite and not resume:
+        for name in previous:
+            path = os.path.join(out, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return lock
 
 
-def lr_factor(step: int, opt: Any, total_steps: int) -> float:
-    """Warmup (linear from `warmup_ratio`) times the step or cosine schedule, at optimizer step `step`."""
-    if opt.schedule == "cosine":
-        progress = min(step / max(total_steps, 1), 1.0)
-        factor = opt.min_lr_ratio + (1 - opt.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    else:
-        factor = opt.gamma ** sum(step >= m for m in opt.milestones)
-    if step < opt.warmup_steps:
-        factor *= 1 - (1 - step / opt.warmup_steps) * (1 - opt.warmup_ratio)
-    return factor
-
-
-# ------------------------------------------------------------------------------------------------------ the loop
 def _checkpoints(output_dir: str) -> list[str]:
     folder = os.path.join(output_dir, "checkpoints")
     if not os.path.isdir(folder):
@@ -173,98 +123,333 @@ def _checkpoints(output_dir: str) -> list[str]:
     return [os.path.join(folder, d) for d in sorted(found, key=lambda d: int(d.split("_")[1]))]
 
 
+def _read_trainer_state(checkpoint: str) -> dict[str, Any]:
+    path = os.path.join(checkpoint, "trainer_state.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"Cannot resume from {checkpoint!r}: {path} is unreadable or truncated ({err}); delete that "
+                         "checkpoint folder to resume from the one before.") from err
+    missing = [k for k in ("step", "epoch", "batches_in_epoch", "samples") if k not in state]
+    if missing:
+        raise ValueError(f"Cannot resume from {checkpoint!r}: {path} lacks {missing}.")
+    return state
+
+
+def truncate_log(log_path: str, step: int) -> None:
+    """Keep the records of steps <= `step` (a resumed run writes the later ones again, exactly once)."""
+    if not os.path.exists(log_path):
+        return
+    kept = []
+    with open(log_path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    write_text(log_path, "".join(kept))
+
+
 def _log_jsonl(path: str, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+        handle.flush()
 
 
-def train(config: TrainingConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None
-          ) -> dict[str, Any]:
-    """Run (or resume) training; returns the final evaluation metrics per dataset and the output folder.
+# ------------------------------------------------------------------------------------------------------ data
+def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
+    """The keypoint layout of a run dataset: a built-in or synthetic name, or a JSON/YAML spec file."""
+    return resolve_dataset_spec(dataset.spec or dataset.name)
 
-    `stop_after` ends this invocation after that many optimizer steps, leaving a checkpoint as a killed or time-sliced
-    job would (continue with `resume=True`); the schedule still spans `max_steps`.
+
+def materialise_synthetic(config: TrainingConfig, is_main: bool) -> None:
+    """Render the synthetic datasets of the run into `<output_dir>/data/<name>/<split>-<key>`, where the key hashes
+    every setting that made the data: changing the size or the seed renders again instead of reusing stale data."""
+    import hashlib
+
+    from vitpose_plus.data.synthetic import make_synthetic_dataset
+
+    for dataset in config.datasets:
+        synth = dataset.synthetic
+        if synth is None:
+            continue
+        spec = resolve_spec(dataset)
+        for split, count, seed in (("train", synth.train_images, synth.seed),
+                                   ("val", synth.val_images, synth.seed + 1_000_003)):
+            if count <= 0:
+                continue
+            key = hashlib.sha256(json.dumps([spec.to_dict(), count, seed, list(synth.image_size), synth.max_instances],
+                                            sort_keys=True).encode()).hexdigest()[:12]
+            folder = os.path.join(config.runtime.output_dir, "data", dataset.name, f"{split}-{key}")
+            annotations = os.path.join(folder, "annotations.json")
+            if is_main and not os.path.exists(annotations):
+                make_synthetic_dataset(spec, count, seed, folder, image_size=synth.image_size,
+                                       max_instances=synth.max_instances)
+            setattr(dataset, split, SplitConfig(annotations=annotations, images=folder))
+
+
+def load_split_rows(dataset: DatasetConfig, split: SplitConfig, spec: KeypointDatasetSpec) -> Any:
+    """The image rows of one split: an annotation file in its released format, or a `datasets` dataset."""
+    if split.hub_dataset is not None:
+        import datasets
+
+        if os.path.isdir(split.hub_dataset):
+            rows = datasets.load_from_disk(split.hub_dataset)
+        else:
+            rows = datasets.load_dataset(split.hub_dataset, split=split.hub_split)
+        expected = set(keypoint_features())
+        if not expected <= set(rows.column_names):
+            raise ValueError(f"datasets[{dataset.name!r}]: {split.hub_dataset!r} has the columns {rows.column_names}, "
+                             f"expected the loader's {sorted(expected)}.")
+        return rows
+    return load_keypoint_dataset(split.annotations, split.images, spec, format=split.format)
+
+
+@dataclass
+class TrainingData:
+    """The run's training data: one `TopDownTrainingDataset` per dataset, mixed by the sampler."""
+
+    specs: list[KeypointDatasetSpec]
+    parts: list[TopDownTrainingDataset]
+    dataset: MixedDataset
+    sampler: MixedSampler
+    sizes: list[int] = field(default_factory=list)
+
+
+def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig, specs: list[KeypointDatasetSpec]
+                        ) -> TrainingData:
+    """Read every training split (each file checked before any step) into the mixed dataset and its sampler.
+
+    Raises:
+        ValueError: for a dataset without a labelled instance (unless `allow_empty`) or smaller than nothing at all.
+    """
+    processor = VitPosePlusImageProcessor.from_model_config(model_config)
+    augmentation = asdict(config.augmentation)
+    parts = []
+    for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
+        rows = load_split_rows(dataset, dataset.train, spec)
+        transform = TopDownTransform(processor, dataset=index, train=True, **augmentation)
+        part = TopDownTrainingDataset(rows, transform, seed=config.runtime.seed)
+        if len(part) == 0 and not dataset.allow_empty:
+            raise ValueError(
+                f"datasets[{index}] ({dataset.name!r}) has no labelled top-down instance in its training files; its "
+                "expert and head would stay untrained. Fix the files, or set allow_empty: true for that dataset."
+            )
+        parts.append(part)
+    sizes = [len(p) for p in parts]
+    if sum(sizes) == 0:
+        raise ValueError("The training data has no labelled instance at all.")
+    ratios = [d.ratio for d in config.datasets] if config.datasets[0].ratio is not None else None
+    if ratios is not None:
+        ratios = [0.0 if size == 0 else ratio for ratio, size in zip(ratios, sizes)]
+    sampler = MixedSampler(sizes, seed=config.runtime.seed, ratios=ratios)
+    return TrainingData(specs, parts, MixedDataset(parts), sampler, sizes)
+
+
+# ------------------------------------------------------------------------------------------------------ model
+def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusConfig:
+    datasets = [spec.to_dict() for spec in specs]
+    overrides = dict(config.model.overrides)
+    if config.model.preset:
+        return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
+    return VitPosePlusConfig(datasets=datasets, **overrides)
+
+
+def build_model(config: TrainingConfig, model_config: VitPosePlusConfig) -> VitPosePlusForPoseEstimation:
+    """A fresh model for the run's datasets, initialised from MAE weights and/or a saved model (strict accounting)."""
+    from vitpose_plus.conversion.convert_mae import init_from_mae_state_dict, read_mae_state_dict
+    from vitpose_plus.conversion.weight_transfer import transfer_weights
+    from vitpose_plus.file_io import load_model_folder
+
+    if config.model.mae_checkpoint:
+        mae = init_from_mae_state_dict(read_mae_state_dict(config.model.mae_checkpoint), model_config,
+                                       source=config.model.mae_checkpoint)
+        logger.info("Initialised the backbone from MAE %s (%d tensors mapped, %d ignored).",
+                    config.model.mae_checkpoint, len(mae.mapped), len(mae.ignored))
+        model = mae.model
+    else:
+        model = VitPosePlusForPoseEstimation(model_config)
+    if config.model.init_from:
+        report = transfer_weights(load_model_folder(config.model.init_from), model,
+                                  allow_partial=config.model.allow_partial_init, source_name=config.model.init_from)
+        logger.warning("Initialised from %s: %s", config.model.init_from, report.summary())
+    return model.train()
+
+
+def build_optimizer(model: VitPosePlusForPoseEstimation, config: TrainingConfig) -> torch.optim.AdamW:
+    """AdamW over layer-decay parameter groups (the preset's published decay unless the config sets one)."""
+    opt = config.optimization
+    layer_decay = opt.layer_decay
+    if layer_decay is None:
+        layer_decay = get_preset(config.model.preset).layer_decay if config.model.preset else 0.75
+    groups = model.layer_decay_parameter_groups(opt.learning_rate, opt.weight_decay, layer_decay)
+    for group in groups:
+        group.pop("param_names")
+    return torch.optim.AdamW(groups, lr=opt.learning_rate, betas=tuple(opt.betas))
+
+
+# ------------------------------------------------------------------------------------------------------ accelerate
+def build_accelerator(config: TrainingConfig) -> Any:
+    """The Accelerator of the run; several CPU processes (torchrun) use gloo.
+
+    Raises:
+        RuntimeError: when `accelerate launch --multi_gpu` started several processes on a machine without GPUs (they
+            would run as independent copies writing into one folder).
     """
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs
 
     run, opt = config.runtime, config.optimization
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.cuda.is_available() and "ACCELERATE_MIXED_PRECISION" in os.environ:
+        raise RuntimeError(
+            f"`accelerate launch --multi_gpu` started {world} processes, but this machine has no GPU. On CPUs run "
+            f"`torchrun --nproc_per_node {world} -m vitpose_plus train ...` (gloo), or launch on a GPU machine."
+        )
     trackers = [t for t in run.trackers if t != "tensorboard" or _tensorboard_available()]
     accelerator = Accelerator(
+        cpu=world > 1 and not torch.cuda.is_available(),
         mixed_precision=run.mixed_precision,
         gradient_accumulation_steps=opt.gradient_accumulation_steps,
         log_with=trackers or None,
         project_dir=run.output_dir,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=run.find_unused_parameters)],
     )
-    os.makedirs(run.output_dir, exist_ok=True)
-    log_path = os.path.join(run.output_dir, "log.jsonl")
-    checkpoints = _checkpoints(run.output_dir) if resume else []
-    if accelerator.is_main_process and not resume:
-        if os.path.exists(log_path):
+    if world > 1 and accelerator.num_processes != world:
+        raise RuntimeError(f"{world} processes were launched but Accelerate runs {accelerator.num_processes}; check "
+                           "the launch command (docs/training.md).")
+    return accelerator
+
+
+# ------------------------------------------------------------------------------------------------------ the run
+@dataclass
+class TrainingResult:
+    metrics: dict[str, dict[str, float]]
+    model_dir: str | None
+    step: int
+
+
+def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> TrainingResult:
+    """Run (or resume) training; returns the final evaluation metrics per dataset and the saved model folder.
+
+    `stop_after` ends this invocation after that many optimizer steps, leaving a checkpoint as a killed or time-sliced
+    job would (continue with `resume=True`); the schedule still spans the whole run.
+    """
+    from accelerate.utils import set_seed
+
+    run, opt = config.runtime, config.optimization
+    # 1. Everything is validated before anything is written: the output-folder policy, then every data file.
+    accelerator = build_accelerator(config)
+    lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process)
+    try:
+        materialise_synthetic(config, accelerator.is_main_process)
+        accelerator.wait_for_everyone()
+        specs = [resolve_spec(d) for d in config.datasets]
+        model_config = build_model_config(config, specs)
+        data = build_training_data(config, model_config, specs)
+        if accelerator.is_main_process and not resume:
+            import yaml
+
+            write_text(os.path.join(run.output_dir, "training_config.yaml"),
+                       yaml.safe_dump(config.to_dict(), sort_keys=False))
+        set_seed(run.seed)
+
+        # 2. Model, optimizer, schedule.
+        model = build_model(config, model_config)
+        if run.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        if run.sync_batchnorm and accelerator.num_processes > 1:
+            if model_config.num_datasets > 1:
+                raise ValueError("runtime.sync_batchnorm needs a single-dataset model: each head runs only on its own "
+                                 "dataset's samples, so a rank without them would never join the head's sync.")
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        optimizer = build_optimizer(model, config)
+        loader = torch.utils.data.DataLoader(
+            data.dataset, batch_size=opt.batch_size, sampler=data.sampler, drop_last=True,
+            collate_fn=KeypointCollator(model_config.max_num_keypoints), num_workers=run.num_workers,
+        )
+        batches_per_process = len(loader) // accelerator.num_processes
+        if batches_per_process == 0:
+            raise ValueError(f"The training data ({len(data.dataset)} instances) is smaller than one global batch of "
+                             f"{opt.batch_size * accelerator.num_processes}.")
+        schedule = training_schedule(opt, max(batches_per_process // opt.gradient_accumulation_steps, 1))
+        # The scheduler is not passed to `prepare`: Accelerate's wrapper would step it once per process per optimizer
+        # step (8x too fast on 8 processes). It is stepped here once per optimizer step and checkpointed with the rest.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        accelerator.register_for_checkpointing(scheduler)
+        if accelerator.is_main_process and opt.max_epochs is not None:
+            accelerator.print(f"{opt.max_epochs} epochs = {schedule.max_steps} steps; lr milestones at steps "
+                              f"{list(schedule.milestones)}")
+        trackers = [t for t in run.trackers if t != "tensorboard" or _tensorboard_available()]
+        if trackers:
+            accelerator.init_trackers("vitpose_plus", config={"source": config.source})
+
+        # 3. Resume.
+        log_path = os.path.join(run.output_dir, "log.jsonl")
+        state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "samples": 0}
+        checkpoints = _checkpoints(run.output_dir) if resume else []
+        if checkpoints:
+            state = _read_trainer_state(checkpoints[-1])
+            accelerator.load_state(checkpoints[-1])
+            if accelerator.is_main_process:
+                truncate_log(log_path, state["step"])
+            accelerator.print(f"Resumed from {checkpoints[-1]} at step {state['step']}.")
+        elif resume:
+            accelerator.print(f"No checkpoint under {run.output_dir}/checkpoints; starting from scratch.")
+        elif accelerator.is_main_process and os.path.exists(log_path):
             os.remove(log_path)
-        shutil.rmtree(os.path.join(run.output_dir, "checkpoints"), ignore_errors=True)
-        with open(os.path.join(run.output_dir, "training_config.yaml"), "w", encoding="utf-8") as handle:
-            yaml.safe_dump(asdict(config), handle, sort_keys=False)
-    set_seed(run.seed)
 
-    # Data: every dataset checked at start (files, keypoint counts) before any step runs.
-    materialise_synthetic(config, accelerator.is_main_process)
-    accelerator.wait_for_everyone()
-    specs = [resolve_spec(d) for d in config.datasets]
-    model = build_model(config, specs)
-    model_config = model.config
-    image_wh = (model_config.image_size[1], model_config.image_size[0])
-    parts = []
-    for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
-        rows = load_keypoint_dataset(dataset.train.annotations, dataset.train.images, spec)  # checks K per row
-        transform = TopDownTransform(spec, dataset_index=index, train=True, image_size=image_wh,
-                                     heatmap_size=model_config.heatmap_size[::-1], **asdict(config.augmentation))
-        parts.append(TopDownTrainingDataset(rows, transform, seed=run.seed))
-    mixed = MixedDataset(parts)
-    ratios = [d.ratio for d in config.datasets] if config.datasets[0].ratio is not None else None
-    sampler = MixedSampler([len(p) for p in parts], seed=run.seed, ratios=ratios)
-    loader = torch.utils.data.DataLoader(
-        mixed, batch_size=opt.batch_size, sampler=sampler, collate_fn=KeypointCollator(model_config.max_num_keypoints),
-        num_workers=run.num_workers, drop_last=True, persistent_workers=False,
-    )
-    if len(loader) == 0:
-        raise ValueError(f"The training data ({len(mixed)} instances) is smaller than one batch of {opt.batch_size}.")
+        # 4. The loop.
+        state = _training_loop(accelerator, model, optimizer, scheduler, loader, data.sampler, config, schedule,
+                               state, log_path, progress, stop_after)
+        if run.save_every and state["step"] % run.save_every != 0:
+            _save_checkpoint(accelerator, run, state)
+        if state["step"] < schedule.max_steps:  # stopped early on request: a checkpoint is on disk
+            accelerator.end_training()
+            return TrainingResult({}, None, state["step"])
 
-    if run.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    layer_decay = opt.layer_decay if opt.layer_decay is not None else LAYER_DECAY_RATES.get(config.model.preset, 0.75)
-    groups = model.layer_decay_parameter_groups(opt.learning_rate, opt.weight_decay, layer_decay)
-    for group in groups:
-        group.pop("param_names")
-    optimizer = torch.optim.AdamW(groups, lr=opt.learning_rate, betas=tuple(opt.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, opt, opt.max_steps))
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    if opt.max_epochs is not None:  # epoch recipes: converted once the (per-process) loader length is known
-        steps_per_epoch = max(len(loader) // opt.gradient_accumulation_steps, 1)
-        opt.max_steps = opt.max_epochs * steps_per_epoch
-        opt.milestones = [e * steps_per_epoch for e in opt.milestone_epochs]
-        accelerator.print(f"{opt.max_epochs} epochs = {opt.max_steps} steps; lr milestones at steps {opt.milestones}")
-    if trackers:
-        accelerator.init_trackers("vitpose_plus", config={"source": config.source})
+        # 5. Evaluation (every rank predicts its share) and the Hub folder.
+        metrics = evaluate_run(accelerator, model, config, state["step"], log_path)
+        final_dir = os.path.join(run.output_dir, "model")
+        if accelerator.is_main_process:
+            save_trained_model(accelerator.unwrap_model(model), config, metrics, final_dir)
+            write_json(os.path.join(run.output_dir, "final_metrics.json"), metrics)
+            try:
+                from .plots import plot_learning_curve
 
-    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "samples": 0}
-    if checkpoints:
-        accelerator.load_state(checkpoints[-1])
-        with open(os.path.join(checkpoints[-1], "trainer_state.json"), encoding="utf-8") as handle:
-            state = json.load(handle)
-        accelerator.print(f"Resumed from {checkpoints[-1]} at step {state['step']}.")
-    elif resume:
-        accelerator.print(f"No checkpoint under {run.output_dir}/checkpoints; starting from scratch.")
+                plot_learning_curve(log_path, os.path.join(run.output_dir, "learning_curve.png"))
+            except ImportError:
+                logger.info("matplotlib is not installed; skipping the learning-curve plot.")
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return TrainingResult(metrics, final_dir, state["step"])
+    finally:
+        lock.release()
 
+
+def _training_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, loader: Any, sampler: MixedSampler,
+                   config: TrainingConfig, schedule: Schedule, state: dict[str, Any], log_path: str, progress: bool,
+                   stop_after: int | None) -> dict[str, Any]:
+    """Optimizer steps until `schedule.max_steps` (or `stop_after` more); returns the updated state."""
+    run, opt = config.runtime, config.optimization
     micro_per_epoch = len(loader)
     start_step = state["step"]
-    bar = tqdm(total=opt.max_steps, initial=state["step"], disable=not (progress and accelerator.is_main_process),
+    bar = tqdm(total=schedule.max_steps, initial=state["step"], disable=not (progress and accelerator.is_main_process),
                desc="train", unit="step")
-    window_loss, window_count, window_start = 0.0, 0, time.perf_counter()
-    window_samples = 0
+    window_loss = torch.zeros((), device=accelerator.device)
+    window_count, window_samples, window_start = 0, 0, time.perf_counter()
     global_batch = opt.batch_size * accelerator.num_processes
-    while state["step"] < opt.max_steps and (stop_after is None or state["step"] < start_step + stop_after):
+
+    def done() -> bool:
+        return state["step"] >= schedule.max_steps or (stop_after is not None and state["step"] >= start_step +
+                                                        stop_after)
+
+    while not done():
         sampler.epoch = state["epoch"]
         epoch_loader = loader
         if state["batches_in_epoch"]:
@@ -283,33 +468,35 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
                 if accelerator.sync_gradients and opt.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), opt.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
                 optimizer.zero_grad()
             state["batches_in_epoch"] += 1
             state["samples"] += global_batch
             window_samples += global_batch
-            window_loss += loss.detach().float().item()
+            window_loss += loss.detach().float()
             window_count += 1
             if not accelerator.sync_gradients:
                 continue
+            scheduler.step()
             state["step"] += 1
             bar.update(1)
             step = state["step"]
-            if step % run.log_every == 0 or step == opt.max_steps:
+            if step % run.log_every == 0 or step == schedule.max_steps:
+                mean_loss = accelerator.reduce(window_loss / window_count, reduction="mean").item()  # over ranks
                 elapsed = time.perf_counter() - window_start
                 lr = max(g["lr"] for g in optimizer.param_groups)
-                record = {"step": step, "epoch": state["epoch"], "loss": window_loss / window_count, "lr": lr,
+                record = {"step": step, "epoch": state["epoch"], "loss": mean_loss, "lr": lr,
                           "samples_per_s": window_samples / max(elapsed, 1e-9)}
-                bar.set_postfix(loss=f"{record['loss']:.5f}", lr=f"{lr:.2e}", sps=f"{record['samples_per_s']:.1f}")
-                accelerator.log({"train/loss": record["loss"], "train/lr": lr}, step=step)
+                bar.set_postfix(loss=f"{mean_loss:.5f}", lr=f"{lr:.2e}", sps=f"{record['samples_per_s']:.1f}")
+                accelerator.log({"train/loss": mean_loss, "train/lr": lr}, step=step)
                 if accelerator.is_main_process:
                     _log_jsonl(log_path, record)
-                window_loss, window_count, window_samples, window_start = 0.0, 0, 0, time.perf_counter()
-            if run.eval_every and step % run.eval_every == 0 and step < opt.max_steps:
-                _evaluate_and_log(accelerator, model, config, step, log_path)
+                window_loss = torch.zeros((), device=accelerator.device)
+                window_count, window_samples, window_start = 0, 0, time.perf_counter()
+            if run.eval_every and step % run.eval_every == 0 and step < schedule.max_steps:
+                evaluate_run(accelerator, model, config, step, log_path)
             if run.save_every and step % run.save_every == 0:
                 _save_checkpoint(accelerator, run, state)
-            if step >= opt.max_steps or (stop_after is not None and step >= start_step + stop_after):
+            if done():
                 break
         else:
             state["epoch"] += 1
@@ -319,65 +506,86 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
             state["epoch"] += 1
             state["batches_in_epoch"] = 0
     bar.close()
-    if run.save_every and state["step"] % run.save_every != 0:
-        _save_checkpoint(accelerator, run, state)
-    if state["step"] < opt.max_steps:  # stopped early on request: a checkpoint is on disk, nothing else to do
-        accelerator.end_training()
-        return {"metrics": {}, "model_dir": None, "step": state["step"]}
-    metrics = _evaluate_and_log(accelerator, model, config, state["step"], log_path)
-    final_dir = os.path.join(run.output_dir, "model")
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(final_dir)
-        VitPosePlusImageProcessor.from_model_config(unwrapped.config).save_pretrained(final_dir)
-        with open(os.path.join(run.output_dir, "final_metrics.json"), "w", encoding="utf-8") as handle:
-            json.dump(metrics, handle, indent=2)
-        try:
-            from .plots import plot_learning_curve
-
-            plot_learning_curve(log_path, os.path.join(run.output_dir, "learning_curve.png"))
-        except ImportError:
-            logger.info("matplotlib is not installed; skipping the learning-curve plot.")
-    accelerator.end_training()
-    return {"metrics": metrics, "model_dir": final_dir, "step": state["step"]}
+    return state
 
 
 def _save_checkpoint(accelerator: Any, run: Any, state: dict[str, Any]) -> None:
+    """`accelerator.save_state` into `step_N`, written under a temporary name first so that a kill never leaves a
+    half-written checkpoint that looks complete (resume only picks folders with a `trainer_state.json`)."""
     folder = os.path.join(run.output_dir, "checkpoints", f"step_{state['step']}")
     accelerator.save_state(folder)
     if accelerator.is_main_process:
-        with open(os.path.join(folder, "trainer_state.json"), "w", encoding="utf-8") as handle:
-            json.dump(state, handle)
+        write_json(os.path.join(folder, "trainer_state.json"), state)
         for old in _checkpoints(run.output_dir)[: -run.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
-def _evaluate_and_log(accelerator: Any, model: Any, config: TrainingConfig, step: int, log_path: str
-                      ) -> dict[str, dict[str, float]]:
+# ------------------------------------------------------------------------------------------------------ evaluation
+def evaluate_run(accelerator: Any, model: Any, config: TrainingConfig, step: int, log_path: str
+                 ) -> dict[str, dict[str, float]]:
+    """Evaluate every dataset with a validation split: every rank predicts its share of the images (so all ranks
+    run forward passes, as sharded models need), the records are gathered and scored once, and every rank gets the
+    metrics."""
+    from accelerate.utils import gather_object
+
+    from vitpose_plus.evaluation.evaluate import predict_split, score_split
+
+    unwrapped = accelerator.unwrap_model(model)
+    was_training = unwrapped.training
+    unwrapped.eval()
+    processor = trained_processor(unwrapped.config, config)
     metrics: dict[str, dict[str, float]] = {}
-    if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        was_training = unwrapped.training
-        unwrapped.eval()
-        processor = VitPosePlusImageProcessor.from_model_config(unwrapped.config)
-        for dataset in config.datasets:
-            if dataset.val is None:
-                continue
-            result = evaluate_keypoints(
-                unwrapped, processor, dataset.val.annotations, dataset.val.images, dataset.name,
-                detections_file=dataset.val.detections, batch_size=config.runtime.eval_batch_size,
-                flip_test=config.runtime.flip_test, progress=False, dark_kernel_size=config.runtime.eval_dark_kernel,
-            )
-            metrics[dataset.name] = result.metrics
-        unwrapped.train(was_training)
-        if metrics:
-            summary = ", ".join(f"{name} AP {m['AP']:.4f}" for name, m in metrics.items())
-            accelerator.print(f"step {step}: {summary}")
-            accelerator.log({f"eval/{name}/AP": m["AP"] for name, m in metrics.items()}, step=step)
-            _log_jsonl(log_path, {"step": step, "eval": metrics})
+    for index, dataset in enumerate(config.datasets):
+        if dataset.val is None:
+            continue
+        prepared, records = predict_split(
+            unwrapped, processor, dataset.val.annotations, dataset.val.images, index,
+            detections_file=dataset.val.detections, mpii_gt_mat=dataset.val.mpii_gt_mat, format=dataset.val.format,
+            batch_size=config.runtime.eval_batch_size, flip_test=config.runtime.flip_test, progress=False,
+            shard=(accelerator.process_index, accelerator.num_processes),
+        )
+        gathered = gather_object(records) if accelerator.num_processes > 1 else records
+        metrics[dataset.name] = score_split(prepared, gathered).metrics
+    unwrapped.train(was_training)
+    if metrics and accelerator.is_main_process:
+        summary = ", ".join(f"{name} {_headline(m)}" for name, m in metrics.items())
+        accelerator.print(f"step {step}: {summary}")
+        accelerator.log({f"eval/{name}/{key}": value for name, m in metrics.items() for key, value in m.items()},
+                        step=step)
+        _log_jsonl(log_path, {"step": step, "eval": metrics})
     accelerator.wait_for_everyone()
     return metrics
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    key = "AP" if "AP" in metrics else "PCKh" if "PCKh" in metrics else next(iter(metrics))
+    return f"{key} {metrics[key]:.4f}"
+
+
+def trained_processor(model_config: VitPosePlusConfig, config: TrainingConfig) -> VitPosePlusImageProcessor:
+    """The processor saved with the trained model: the run's target sigma and evaluation blur kernel, so the model is
+    decoded everywhere exactly as it was evaluated."""
+    return VitPosePlusImageProcessor.from_model_config(model_config, sigma=config.augmentation.sigma,
+                                                       blur_kernel_size=config.runtime.eval_dark_kernel)
+
+
+def save_trained_model(model: VitPosePlusForPoseEstimation, config: TrainingConfig,
+                       metrics: dict[str, dict[str, float]], folder: str) -> None:
+    """The Hub folder of the trained model (the same writer as every other folder), with a model card that states
+    the run and its measured metrics in `model-index`."""
+    from vitpose_plus.file_io import save_model_folder
+    from vitpose_plus.hub_cards.cards import card_info_for_model
+
+    card = card_info_for_model(
+        model,
+        title=os.path.basename(os.path.normpath(config.runtime.output_dir)) or "vitpose-plus-model",
+        description=f"A ViTPose{'+' if model.config.num_experts > 1 else ''} model trained with `vitpose-plus train` "
+                    f"on {', '.join(model.config.dataset_names)}.",
+        provenance=[f"Trained with `vitpose-plus train --config {os.path.basename(config.source)}`."],
+        measured_results=metrics,
+    )
+    save_model_folder(model, folder, processor=trained_processor(model.config, config), card=card, overwrite=True)
 
 
 def _tensorboard_available() -> bool:
@@ -391,48 +599,18 @@ def _tensorboard_available() -> bool:
     return True
 
 
-# ------------------------------------------------------------------------------------------------------ CLI
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="run config YAML (default: the synthetic run)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of output_dir")
-    parser.add_argument("--output-dir", default=None, help="override runtime.output_dir")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set optimization.max_steps=100 (YAML value)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--stop-after", type=int, default=None,
-                        help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    overrides = {}
-    for item in args.set:
-        if "=" not in item:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key] = yaml.safe_load(value)
-    if args.output_dir:
-        overrides["runtime.output_dir"] = args.output_dir
-    config = load_training_config(args.config, overrides)
-    result = train(config, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
-    for name, metrics in result["metrics"].items():
-        print(f"{name}: AP {metrics['AP']:.4f}  AP50 {metrics['AP50']:.4f}  AR {metrics['AR']:.4f}")
-    if result["model_dir"] is None:
-        print(f"stopped at step {result['step']}; continue with --resume")
-    else:
-        print(f"model saved to {result['model_dir']}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vitpose-plus train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run_from_args(parser.parse_args(argv))
-    except (ValueError, TrainingDiverged) as err:
-        raise SystemExit(f"error: {err}") from err
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+__all__ = [
+    "RUN_FILES",
+    "Schedule",
+    "TrainingDiverged",
+    "TrainingResult",
+    "build_model",
+    "build_model_config",
+    "build_optimizer",
+    "build_training_data",
+    "evaluate_run",
+    "prepare_output_folder",
+    "train",
+    "training_schedule",
+    "truncate_log",
+]

@@ -17,8 +17,9 @@ import tempfile
 from transformers import Trainer, TrainingArguments
 
 from vitpose_plus.data.datasets import load_keypoint_dataset
-from vitpose_plus.modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
+from vitpose_plus.modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
 
+from .data_pipeline import TopDownTrainingDataset
 from .trainer_utils import KeypointCollator, make_compute_metrics, trainer_arguments
 from .transforms import TopDownTransform
 
@@ -28,11 +29,9 @@ def build_trainer(model: VitPosePlusForPoseEstimation, dataset: str, train_rows,
     """A `Trainer` for one dataset of `model` (train/val rows from `load_keypoint_dataset`)."""
     config = model.config
     index = config.dataset_id(dataset)
-    spec = config.dataset_spec(index)
-    image_wh = (config.image_size[1], config.image_size[0])
-    common = {"dataset_index": index, "image_size": image_wh, "heatmap_size": config.heatmap_size[::-1]}
-    train_set = train_rows.with_transform(TopDownTransform(spec, train=True, seed=0, **common))
-    eval_set = val_rows.with_transform(TopDownTransform(spec, train=False, **common)) if val_rows else None
+    processor = VitPosePlusImageProcessor.from_model_config(config, index)
+    train_set = TopDownTrainingDataset(train_rows, TopDownTransform(processor, index, train=True))
+    eval_set = TopDownTrainingDataset(val_rows, TopDownTransform(processor, index, train=False)) if val_rows else None
     args = TrainingArguments(output_dir, **trainer_arguments(), report_to=[], **training_kwargs)
     return Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                    data_collator=KeypointCollator(config.max_num_keypoints),

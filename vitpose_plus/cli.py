@@ -1,9 +1,9 @@
-"""The `vitpose-plus` console command.
+"""The `vitpose-plus` console command (also `python -m vitpose_plus`, which `accelerate launch -m vitpose_plus` uses).
 
-Each command group lives in its own module, which exposes `register(subparsers)`: it adds its parser(s) to the
-top-level sub-parsers and sets `func` (a callable taking the parsed `argparse.Namespace` and returning an exit
-status) with `set_defaults`. To add a group (train, evaluate, predict, publish, export), append its module to
-`COMMAND_MODULES`; the module should import heavy dependencies inside its handlers only.
+Each command group lives in the CLI module of its package, which exposes `register(subparsers)`: it adds its
+parser(s) and sets `func` (a callable taking the parsed `argparse.Namespace` and returning an exit status) with
+`set_defaults`. To add a group, append its module to `COMMAND_MODULES`; the module imports heavy dependencies inside
+its handlers only. argparse lives only in these CLI modules; library functions take plain arguments.
 
 Exit status: 0 on success, 1 when the command fails with a user-facing error (printed to stderr without a traceback;
 `--debug` shows it), 2 for usage errors (argparse).
@@ -16,17 +16,48 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 #: Modules that register a command group, in `--help` order.
 COMMAND_MODULES: list[str] = [
     "vitpose_plus.conversion.cli",
     "vitpose_plus.training.cli",
+    "vitpose_plus.evaluation.cli",
     "vitpose_plus.inference.cli",
-    "vitpose_plus.conversion.export_cli",
+    "vitpose_plus.hub_cards.cli",
 ]
 
 #: Exceptions reported as a one-line error instead of a traceback.
-_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, KeyError, AssertionError, RuntimeError, OSError)
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError, AssertionError,
+                RuntimeError, OSError)
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default and keeps descriptions as written."""
+
+
+def parse_assignments(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
+    """`["KEY=VALUE", ...]` -> `{KEY: VALUE}` with YAML values (`1e-3` is a number, `[384, 288]` a list)."""
+    from .file_io import parse_yaml
+
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}.")
+        values[key.strip()] = parse_yaml(value, f"{flag} {key}") if value.strip() else ""
+    return values
+
+
+def dataset_value(value: str) -> int | str:
+    """A `--dataset` value: an index (`"3"`) or a name (`"ap10k"`)."""
+    return int(value) if value.strip().lstrip("-").isdigit() else value
+
+
+def dataset_argument(parser: argparse.ArgumentParser, required: bool = False, help_suffix: str = "") -> None:
+    """The shared `--dataset` option: one of the model's datasets, by name or index."""
+    parser.add_argument("--dataset", required=required, type=dataset_value,
+                        help="the model's dataset, by name (e.g. ap10k) or index (e.g. 3)" + help_suffix)
 
 
 def build_parser() -> argparse.ArgumentParser:

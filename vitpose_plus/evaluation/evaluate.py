@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vitpose_plus.file_io import decode_image, read_json_file
-from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec
+from vitpose_plus.modeling import ImageInstances, TopDownPredictor
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 from vitpose_plus.modeling.keypoint_codecs import sanitize_box
 
@@ -74,7 +74,6 @@ def boxes_from_detections(
     return boxes
 
 
-@torch.no_grad()
 def predict_keypoints(
     model: torch.nn.Module,
     processor: VitPosePlusImageProcessor,
@@ -85,9 +84,8 @@ def predict_keypoints(
     flip_test: bool = True,
     category_id: int = 1,
     progress: bool = True,
-    dark_kernel_size: int = 11,
 ) -> list[dict[str, Any]]:
-    """Keypoint result records for every box, batched across images.
+    """Keypoint result records for every box, through the shared `TopDownPredictor` (batched across images).
 
     Args:
         images: image id -> image file path.
@@ -97,49 +95,24 @@ def predict_keypoints(
         Records `{"image_id", "category_id", "keypoints": [x, y, s] * K, "score", "area", "bbox"}` with
         score = box score x mean keypoint score above 0.2 and area = padded box area (200 s_w)(200 s_h).
     """
-    config = model.config
-    dataset_id = config.dataset_id(dataset)
-    spec: KeypointDatasetSpec = config.dataset_spec(dataset_id)
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
+    predictor = TopDownPredictor(model, processor, batch_size=batch_size, flip_test=flip_test)
     image_ids = [i for i in boxes if boxes[i]]
+    items = (
+        ImageInstances(
+            key=image_id,
+            image=lambda path=images[image_id], image_id=image_id: decode_image(path, context=f"image id {image_id}"),
+            boxes=np.asarray([b for b, _ in boxes[image_id]], dtype=np.float64),
+            box_scores=np.asarray([s for _, s in boxes[image_id]], dtype=np.float64),
+        )
+        for image_id in image_ids
+    )
     records: list[dict[str, Any]] = []
-    pending: list[tuple[int, np.ndarray, list[tuple[list[float], float]]]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        arrays = [array for _, array, _ in pending]
-        per_image = [[box for box, _ in image_boxes] for _, _, image_boxes in pending]
-        pixel_values = processor(arrays, boxes=per_image, dataset=spec)["pixel_values"].to(device, dtype)
-        outputs = model(pixel_values, dataset_index=dataset_id, flip_test=flip_test)
-        results = processor.post_process_pose_estimation(outputs.heatmaps.float(), per_image, dataset=spec,
-                                                         kernel_size=dark_kernel_size)
-        for (image_id, _, image_boxes), image_results in zip(pending, results):
-            _, scales = processor.boxes_to_center_scale(np.asarray([b for b, _ in image_boxes], dtype=np.float64))
-            for (box, box_score), result, scale in zip(image_boxes, image_results, scales):
-                keypoints = torch.cat([result["keypoints"], result["scores"][:, None].float()], dim=1)
-                records.append(
-                    {
-                        "image_id": image_id,
-                        "category_id": category_id,
-                        "keypoints": keypoints.reshape(-1).tolist(),
-                        "score": float(result["score"]) * box_score,
-                        "area": float(np.prod(scale * processor.normalize_factor)),
-                        "bbox": list(box),
-                    }
-                )
-        pending.clear()
-
-    count = 0
-    for image_id in tqdm(image_ids, desc=f"evaluate {spec.name}", disable=not progress, unit="img"):
-        array = decode_image(images[image_id], context=f"image id {image_id}")
-        pending.append((image_id, array, boxes[image_id]))
-        count += len(boxes[image_id])
-        if count >= batch_size:
-            flush()
-            count = 0
-    flush()
+    stream = predictor.predict_iter(items, processor.dataset_index(model.config.dataset_names[
+        model.config.dataset_id(dataset)]))
+    for image_id, predictions in tqdm(stream, total=len(image_ids), desc="evaluate", disable=not progress,
+                                      unit="img"):
+        for prediction in predictions:
+            records.append({**prediction.to_coco(image_id, category_id), "area": prediction.area})
     return records
 
 
@@ -155,7 +128,6 @@ def evaluate_keypoints(
     flip_test: bool = True,
     nms_threshold: float | None = 0.9,
     progress: bool = True,
-    dark_kernel_size: int = 11,
 ) -> EvaluationResult:
     """COCO keypoint AP of `model` on one dataset (see the module docstring).
 
@@ -164,7 +136,6 @@ def evaluate_keypoints(
         dataset: the model's dataset (name or index) the file belongs to.
         detections_file: COCO detection results (xywh boxes with scores); ground-truth boxes when `None`.
         nms_threshold: OKS-NMS threshold (`None` disables it, e.g. with ground-truth boxes of crowded scenes).
-        dark_kernel_size: DARK-UDP blur kernel (the original's `modulate_kernel`, 11 for 64x48 heatmaps).
     """
     ground_truth = read_json_file(annotation_file, "annotation")
     for key in ("images", "annotations"):
@@ -189,7 +160,7 @@ def evaluate_keypoints(
                 f"the model's dataset {spec.name!r} has {spec.num_keypoints}."
             )
     records = predict_keypoints(model, processor, images, boxes, dataset, batch_size, flip_test, category_id,
-                                progress, dark_kernel_size)
+                                progress)
     kept = apply_oks_nms(records, spec.sigmas, nms_threshold) if nms_threshold is not None else records
     metrics = coco_keypoint_ap(ground_truth, kept, spec.sigmas, category_id)
     return EvaluationResult(dataset=spec.name, metrics=metrics, predictions=kept, num_boxes=len(records))

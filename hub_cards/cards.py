@@ -1,4 +1,5 @@
-"""Render the README model card of a Hub folder from the templates in `hub_cards/`.
+"""Model cards: `ModelCardInfo` (what a card says about one model folder), `render_model_card` (the one renderer, over
+the templates in this folder) and `validate_model_card` (the Hub's metadata checks).
 
 Templates are markdown files with `string.Template` placeholders (`$name`); the YAML front matter is generated with
 PyYAML from `ModelCardInfo` so that it is always valid. `ModelCardInfo` is the one structure later issues (training,
@@ -15,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .catalog import DATASET_METRICS, HUB_DATASET_IDS, paper_results
+from ..modeling.catalog import DATASET_METRICS, HUB_DATASET_IDS, paper_results
 
 if TYPE_CHECKING:
     from ..modeling import VitPosePlusForPoseEstimation
-    from .convert_original import ConversionResult
 
 DEFAULT_TEMPLATE = "model_card.md"
-_HUB_CARDS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hub_cards")
+_HUB_CARDS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass
@@ -46,6 +46,9 @@ class ModelCardInfo:
         license: SPDX id.
         expert_indices: expert of each dataset (same order) for a mixture-of-experts model, else empty.
         limitations: extra model-specific limitations (markdown lines) after the common ones.
+        measured_results: `{dataset: {metric: value}}` measured on this model's own validation data (training runs,
+            `vitpose-plus evaluate`); shown and put in `model-index` beside any published ones.
+        measured_source: how they were measured.
     """
 
     title: str
@@ -64,6 +67,8 @@ class ModelCardInfo:
     license: str = "apache-2.0"
     expert_indices: list[int] = field(default_factory=list)
     limitations: list[str] = field(default_factory=list)
+    measured_results: dict[str, dict[str, float]] = field(default_factory=dict)
+    measured_source: str = "vitpose-plus evaluation of this model on its validation split"
 
     def front_matter(self) -> dict[str, Any]:
         """The YAML metadata block (Hub model-card metadata)."""
@@ -76,22 +81,29 @@ class ModelCardInfo:
         }
         if self.base_model:
             meta["base_model"] = self.base_model
-        if self.results:
-            meta["model-index"] = [
-                {
-                    "name": self.title,
-                    "results": [
-                        {
-                            "task": {"type": "keypoint-detection", "name": "Keypoint detection"},
-                            "dataset": {"name": DATASET_METRICS[d][0], "type": HUB_DATASET_IDS.get(d, d)},
-                            "metrics": [{"type": DATASET_METRICS[d][1], "value": value, "name": DATASET_METRICS[d][2]}],
-                            "source": {"name": self.results_source, "url": "https://arxiv.org/abs/2204.12484"},
-                        }
-                        for d, value in self.results.items()
-                        if d in DATASET_METRICS
-                    ],
-                }
-            ]
+        results = [
+            {
+                "task": {"type": "keypoint-detection", "name": "Keypoint detection"},
+                "dataset": {"name": DATASET_METRICS[d][0], "type": HUB_DATASET_IDS.get(d, d)},
+                "metrics": [{"type": DATASET_METRICS[d][1], "value": value, "name": DATASET_METRICS[d][2]}],
+                "source": {"name": self.results_source, "url": "https://arxiv.org/abs/2204.12484"},
+            }
+            for d, value in self.results.items()
+            if d in DATASET_METRICS
+        ]
+        results += [
+            {
+                "task": {"type": "keypoint-detection", "name": "Keypoint detection"},
+                "dataset": {"name": f"{d} (validation split of the run)", "type": HUB_DATASET_IDS.get(d, d)},
+                "metrics": [{"type": name, "value": round(float(value), 4), "name": f"{d} {name}"}
+                            for name, value in metrics.items()],
+                "source": {"name": self.measured_source},
+            }
+            for d, metrics in self.measured_results.items()
+            if metrics
+        ]
+        if results:
+            meta["model-index"] = [{"name": self.title, "results": results}]
         return meta
 
 
@@ -124,6 +136,13 @@ def render_model_card(info: ModelCardInfo, template: str = DEFAULT_TEMPLATE) -> 
         )
     else:
         results = "## Results\n\nNo published results for this exact model; evaluate it before use."
+    if info.measured_results:
+        names = sorted({name for metrics in info.measured_results.values() for name in metrics},
+                       key=lambda n: (len(n) > 4, n))[:10]
+        header = "| dataset | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
+        body = "\n".join(f"| {d} | " + " | ".join(f"{m[n]:.4f}" if n in m else "" for n in names) + " |"
+                         for d, m in info.measured_results.items())
+        results += f"\n\nMeasured ({info.measured_source}):\n\n{header}\n{body}"
     index_help = "; ".join(f"`{i}` = {name}" for i, name in enumerate(info.datasets)) or "`0`"
     if len(info.datasets) > 1:
         experts = info.expert_indices or [None] * len(info.datasets)
@@ -182,6 +201,7 @@ def card_info_for_model(
     base_model: str | None = None,
     repo_id: str | None = None,
     tags: list[str] | None = None,
+    measured_results: dict[str, dict[str, float]] | None = None,
 ) -> ModelCardInfo:
     """`ModelCardInfo` filled from a model's config, with the paper's results for `preset` when known."""
     from ..modeling.modeling_vitpose_plus import count_parameters
@@ -197,178 +217,13 @@ def card_info_for_model(
         architecture=describe_architecture(model),
         input_size=tuple(c.image_size),
         num_parameters=count_parameters(model),
-        results=paper_results(preset, names, c.decoder_type, from_vitpose_plus),
+        results=paper_results(preset, names, from_vitpose_plus),
         base_model=base_model,
         provenance=provenance or [],
         tags=tags or [],
         expert_indices=[c.expert_of(i) for i in range(c.num_datasets)] if c.num_experts > 1 else [],
+        measured_results=dict(measured_results or {}),
     )
-
-
-def card_info_for_conversion(result: ConversionResult) -> ModelCardInfo:
-    """Model card of a model converted from an original checkpoint."""
-    from .checkpoint_io import sha256_of_file
-
-    model = result.model
-    preset = result.preset
-    name = preset or "vitpose-custom"
-    if result.layout.is_split_output:
-        name = f"{name}-{model.config.dataset_names[0]}"
-    provenance = []
-    if result.source and os.path.isfile(result.source):
-        provenance.append(
-            f"Converted from the original checkpoint `{os.path.basename(result.source)}` "
-            f"(sha256 `{sha256_of_file(result.source)}`) with `vitpose-plus convert original`."
-        )
-    provenance.append(f"{len(result.mapped)} tensors mapped; {len(result.ignored)} ignored:")
-    reasons: dict[str, int] = {}
-    for reason in result.ignored.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
-    provenance.extend(f"  {count} x {reason}" for reason, count in reasons.items())
-    if result.verification is not None:
-        worst = max(result.verification.values()) if result.verification else 0.0
-        provenance.append(f"Verified against an independent reference forward: max abs difference {worst:.2e}.")
-    kind = "ViTPose+" if model.config.num_experts > 1 else "ViTPose"
-    return card_info_for_model(
-        model,
-        title=name,
-        description=(
-            f"{kind} pose estimation model converted exactly from the original ViTPose release, keeping every "
-            "keypoint head of the checkpoint (one per dataset)."
-        ),
-        preset=preset,
-        from_vitpose_plus=result.layout.is_split_output,
-        provenance=provenance,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------- catalog
-_SIZE_LETTERS = {"small": "S", "base": "B", "large": "L", "huge": "H"}
-#: MAE-pretrained backbones on the Hub that the published models were initialised from (none for ViT-S).
-_MAE_BASE_MODELS = {"base": "facebook/vit-mae-base", "large": "facebook/vit-mae-large", "huge": "facebook/vit-mae-huge"}
-#: The catalog's model variants: ViTPose S/B/L/H (COCO) and ViTPose+ S/B/L/H (six datasets).
-CATALOG_VARIANTS: tuple[str, ...] = tuple(
-    f"vitpose-{plus}{size}" for plus in ("", "plus-") for size in ("small", "base", "large", "huge")
-)
-
-
-def catalog_repo_id(variant: str, dataset: str | None = None, org: str = "your-org") -> str:
-    """Hub repository id of a catalog card: `{org}/{variant}` or `{org}/{variant}-{dataset}` for a split model."""
-    return f"{org}/{variant}" + (f"-{dataset.replace('_', '-')}" if dataset else "")
-
-
-def card_info_for_variant(variant: str, dataset: str | None = None, org: str = "your-org") -> ModelCardInfo:
-    """`ModelCardInfo` of a catalog variant (`CATALOG_VARIANTS`), or of the dense single-dataset model split from a
-    ViTPose+ variant for `dataset`; the architecture and parameter count come from the preset, built on the meta
-    device (no weights), and the results from `catalog.paper_results`.
-
-    Raises:
-        ValueError: for an unknown variant, or a `dataset` on a ViTPose (not ViTPose+) variant or not in it.
-    """
-    import torch
-
-    from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
-
-    if variant not in CATALOG_VARIANTS:
-        raise ValueError(f"Unknown catalog variant {variant!r}; choose one of {list(CATALOG_VARIANTS)}.")
-    plus = variant.startswith("vitpose-plus-")
-    size = variant.rsplit("-", 1)[1]
-    letter = _SIZE_LETTERS[size]
-    config = VitPosePlusConfig.from_preset(variant)
-    with torch.device("meta"):
-        model = VitPosePlusForPoseEstimation(config)
-    if dataset is not None:
-        if not plus:
-            raise ValueError(f"{variant} has a single dataset (coco); split models exist for ViTPose+ variants only.")
-        if dataset not in config.dataset_names:
-            raise ValueError(f"{variant} has no dataset {dataset!r}; its datasets are {config.dataset_names}.")
-        with torch.device("meta"):
-            model = VitPosePlusForPoseEstimation(
-                VitPosePlusConfig.from_preset(variant, num_experts=1, part_features=0, datasets=[dataset])
-            )
-        display = DATASET_METRICS.get(dataset, (dataset,))[0]
-        return card_info_for_model(
-            model,
-            title=f"ViTPose+-{letter} {display}",
-            description=(
-                f"The {display} model of ViTPose+-{letter}: the dense single-dataset model split from the "
-                f"six-dataset mixture-of-experts checkpoint (the {display} expert folded into the shared "
-                "feed-forward layer, the {display} keypoint head kept). It computes exactly what ViTPose+ computes "
-                f"for `dataset_index={VITPOSE_PLUS_INDEX[dataset]}`, at the cost of a plain ViTPose."
-            ).replace("{display}", display),
-            preset=variant,
-            from_vitpose_plus=True,
-            provenance=[
-                f"Split from `{catalog_repo_id(variant, org=org)}` with `vitpose-plus convert split --dataset "
-                f"{dataset}` (exact fold of the expert into fc2)."
-            ],
-            base_model=catalog_repo_id(variant, org=org),
-            repo_id=catalog_repo_id(variant, dataset, org),
-            tags=["vitpose-plus-split"],
-        )
-    if plus:
-        title = f"ViTPose+-{letter}"
-        description = (
-            f"ViTPose+-{letter} (ViTPose++, Xu et al. 2023): a plain vision transformer with a mixture-of-experts "
-            "feed-forward layer (a shared part plus one expert per dataset) and one keypoint head per dataset, "
-            "trained jointly on COCO, AI Challenger, MPII, AP-10K, APT-36K and COCO-WholeBody. Every head is kept."
-        )
-        limitations = [
-            "Every expert runs only on its own dataset's samples; for one dataset, a split model "
-            "(`vitpose-plus convert split`) is as fast as a plain ViTPose of the same size."
-        ]
-    else:
-        title = f"ViTPose-{letter}"
-        description = (
-            f"ViTPose-{letter} (Xu et al. 2022): a plain vision transformer backbone with the classic deconvolution "
-            "decoder, trained on COCO for 17-keypoint human body pose estimation."
-        )
-        limitations = []
-    info = card_info_for_model(
-        model,
-        title=title,
-        description=description,
-        preset=variant,
-        provenance=[f"The released original checkpoint of {title}, converted with `vitpose-plus convert original`."],
-        base_model=_MAE_BASE_MODELS.get(size),
-        repo_id=catalog_repo_id(variant, org=org),
-    )
-    info.limitations = limitations
-    return info
-
-
-#: Dataset index of each ViTPose+ dataset (reference section 1.5).
-VITPOSE_PLUS_INDEX: dict[str, int] = {
-    name: i for i, name in enumerate(("coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"))
-}
-
-
-def catalog_cards(org: str = "your-org") -> dict[str, ModelCardInfo]:
-    """Every catalog card by repository name: ViTPose S/B/L/H, ViTPose+ S/B/L/H and each ViTPose+ split model."""
-    cards: dict[str, ModelCardInfo] = {}
-    for variant in CATALOG_VARIANTS:
-        cards[variant] = card_info_for_variant(variant, org=org)
-        if variant.startswith("vitpose-plus-"):
-            for dataset in VITPOSE_PLUS_INDEX:
-                cards[catalog_repo_id(variant, dataset, org).split("/", 1)[1]] = card_info_for_variant(
-                    variant, dataset, org
-                )
-    return cards
-
-
-def write_catalog_cards(output_dir: str | os.PathLike, org: str = "your-org") -> list[str]:
-    """Render and validate every catalog card into `output_dir/<repo name>/README.md`; returns the written paths."""
-    paths = []
-    for name, info in catalog_cards(org).items():
-        text = render_model_card(info)
-        validate_model_card(text, source=name)
-        folder = os.path.join(os.fspath(output_dir), name)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "README.md")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        paths.append(path)
-    return paths
 
 
 _REQUIRED_METADATA = ("license", "library_name", "pipeline_tag", "tags", "datasets")

@@ -6,13 +6,8 @@ import pytest
 import yaml
 
 from vitpose_plus.cli import main
-from vitpose_plus.conversion.model_card import (
-    ModelCardInfo,
-    card_info_for_variant,
-    catalog_cards,
-    render_model_card,
-    validate_model_card,
-)
+from vitpose_plus.hub_cards.cards import ModelCardInfo, render_model_card, validate_model_card
+from vitpose_plus.hub_cards.catalog_cards import card_info_for_variant, catalog_cards
 
 COCO_AP = {
     "vitpose-small": 73.8, "vitpose-base": 75.8, "vitpose-large": 78.3, "vitpose-huge": 79.1,

@@ -1,23 +1,20 @@
 """Interop with transformers' own `VitPoseForPoseEstimation` (the format of the Hub's `usyd-community/vitpose-*`).
 
-Key renaming follows the reference (section 2.6) with anchored per-key rules: our fused `qkv` is split into
-`query`/`key`/`value` rows [0:D], [D:2D], [2D:3D] and concatenated back the other way.
+Key renaming follows the reference (section 2.6) with anchored per-key rules, run in both directions by the shared
+remapping toolkit: our fused `qkv` is split into `query`/`key`/`value` rows [0:D], [D:2D], [2D:3D] and fused back
+the other way. Heatmaps agree to float precision; transformers' `layer_norm_eps` (1e-12 on the Hub) is kept.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import torch
 from torch import nn
 
-from .configuration_vitpose_plus import VitPosePlusConfig
-from .dataset_specs import get_dataset_spec
-
-if TYPE_CHECKING:
-    from .modeling_vitpose_plus import VitPosePlusForPoseEstimation
+from ..modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
+from ..modeling.dataset_specs import get_dataset_spec
+from .state_dict_tools import Source, fuse_qkv, remap, split_qkv
 
 # (ours, transformers) for per-layer tensors; `{i}` is the block index.
 _LAYER_RENAMES: tuple[tuple[str, str], ...] = (
@@ -85,7 +82,8 @@ def _check_transformers_compatible(config: VitPosePlusConfig) -> None:
 
 
 def to_transformers_vitpose(model: VitPosePlusForPoseEstimation, dataset: int | str | None = None) -> nn.Module:
-    """Export to transformers' VitPose; see `VitPosePlusForPoseEstimation.to_transformers_vitpose`."""
+    """An equivalent transformers `VitPoseForPoseEstimation`. A multi-dataset model is first merged for `dataset`
+    (required then), since transformers' VitPose holds a single head."""
     from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
 
     config = model.config
@@ -127,27 +125,21 @@ def to_transformers_vitpose(model: VitPosePlusForPoseEstimation, dataset: int | 
     hf_config.edges = [list(pair) for pair in spec.skeleton]
     hf_model = VitPoseForPoseEstimation(hf_config)
 
-    ours = model.state_dict()
-    mapping = _ours_to_hf_keys(config)
-    hf_state: dict[str, torch.Tensor] = {}
     dim = config.hidden_size
-    for name, tensor in ours.items():
-        match = re.fullmatch(r"backbone\.layers\.(\d+)\.attention\.qkv\.(weight|bias)", name)
-        if match:
-            layer, param = match.groups()
-            prefix = f"backbone.encoder.layer.{layer}.attention.attention."
+    plan = {theirs: Source.of(ours) for ours, theirs in _ours_to_hf_keys(config).items()}
+    for i in range(config.num_hidden_layers):
+        for param in ("weight", "bias") if config.qkv_bias else ("weight",):
+            fused = f"backbone.layers.{i}.attention.qkv.{param}"
             for j, part in enumerate(("query", "key", "value")):
-                hf_state[f"{prefix}{part}.{param}"] = tensor[j * dim : (j + 1) * dim].clone()
-            continue
-        if name not in mapping:
-            raise ValueError(f"Tensor {name!r} has no counterpart in transformers' VitPose.")
-        hf_state[mapping[name]] = tensor.clone()
-    result = hf_model.load_state_dict(hf_state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"Export to transformers' VitPose failed: missing {missing}, unexpected {result.unexpected_keys}."
-        )
+                plan[f"backbone.encoder.layer.{i}.attention.attention.{part}.{param}"] = Source.of(
+                    fused, lambda t, j=j: split_qkv(t)[j], f"rows {j * dim}:{(j + 1) * dim}")
+    target = hf_model.state_dict()
+    result = remap(
+        model.state_dict(), plan, target,
+        keep_initialised=lambda key: "BatchNorm step counter" if key.endswith("num_batches_tracked") else None,
+        message="this model cannot be exported to transformers' VitPose",
+    )
+    hf_model.load_state_dict({**target, **result.state}, strict=True)
     hf_model.to(dtype=next(model.parameters()).dtype)
     hf_model.train(model.training)
     return hf_model
@@ -167,9 +159,10 @@ def _spec_from_transformers_config(hf_config: Any) -> dict[str, Any]:
 
 
 def from_transformers_vitpose(
-    cls: type[VitPosePlusForPoseEstimation], model_or_folder: nn.Module | str | os.PathLike, **from_pretrained_kwargs
+    model_or_folder: nn.Module | str | os.PathLike, **from_pretrained_kwargs
 ) -> VitPosePlusForPoseEstimation:
-    """Import transformers' `VitPoseForPoseEstimation` (see `VitPosePlusForPoseEstimation.from_transformers_vitpose`).
+    """Build `VitPosePlusForPoseEstimation` from transformers' `VitPoseForPoseEstimation` (an instance or a saved
+    folder / Hub id in the `usyd-community/vitpose-*` format).
 
     A ViTPose+ checkpoint of transformers keeps all its experts; since it holds only the COCO head, the result has
     one dataset (COCO, routed to expert 0) and every expert's weights.
@@ -209,33 +202,24 @@ def from_transformers_vitpose(
         upsample_factor=hf_config.scale_factor,
         datasets=[{**spec, "expert_index": 0} if num_experts > 1 else spec],
     )
-    model = cls(config)
-    mapping = {theirs: ours for ours, theirs in _ours_to_hf_keys(config).items()}
+    model = VitPosePlusForPoseEstimation(config)
+    plan = {ours: Source.of(theirs) for ours, theirs in _ours_to_hf_keys(config).items()}
+    for i in range(num_layers):
+        for param in ("weight", "bias") if config.qkv_bias else ("weight",):
+            prefix = f"backbone.encoder.layer.{i}.attention.attention"
+            parts = tuple(f"{prefix}.{p}.{param}" for p in ("query", "key", "value"))
+            plan[f"backbone.layers.{i}.attention.qkv.{param}"] = Source(parts, fuse_qkv)
     hf_state = hf_model.state_dict()
-    state: dict[str, torch.Tensor] = {}
-    qkv_parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    unknown = []
-    for name, tensor in hf_state.items():
-        match = re.fullmatch(r"backbone\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)",
-                             name)
-        if match:
-            layer, part, param = match.groups()
-            qkv_parts.setdefault((layer, param), {})[part] = tensor
-        elif name in mapping:
-            state[mapping[name]] = tensor.clone()
-        else:
-            unknown.append(name)
-    if unknown:
-        raise ValueError(f"Tensors of the transformers model with no counterpart here: {unknown}.")
-    for (layer, param), parts in qkv_parts.items():
-        state[f"backbone.layers.{layer}.attention.qkv.{param}"] = torch.cat(
-            [parts["query"], parts["key"], parts["value"]], dim=0
-        )
-    own = model.state_dict()
-    for name, tensor in own.items():  # transformers may omit BN counters; keep ours (they do not affect outputs)
-        if name.endswith("num_batches_tracked") and name not in state:
-            state[name] = tensor
-    model.load_state_dict(state, strict=True)
+    plan = {k: v for k, v in plan.items() if not k.endswith("num_batches_tracked") or v.keys[0] in hf_state}
+    target = model.state_dict()
+    result = remap(
+        hf_state, plan, target,
+        # transformers may omit BatchNorm counters; ours are kept (they do not affect outputs)
+        keep_initialised=lambda key: "BatchNorm step counter" if key.endswith("num_batches_tracked") else None,
+        source_name=str(model_or_folder) if not isinstance(model_or_folder, nn.Module) else None,
+        message="the transformers VitPose model has tensors with no counterpart here",
+    )
+    model.load_state_dict({**target, **result.state}, strict=True)
     model.to(dtype=next(hf_model.parameters()).dtype)
     model.train(hf_model.training)
     return model

@@ -8,18 +8,15 @@ process that never installed `vitpose_plus`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import re
 
-from ..file_io import load_model_folder
-from .hub_folder import save_hub_folder
-from .model_card import CATALOG_VARIANTS, ModelCardInfo, card_info_for_model, validate_model_card
+from ..file_io import load_model_folder, save_model_folder
+from .cards import ModelCardInfo, card_info_for_model, validate_model_card
+from .catalog_cards import CATALOG_VARIANTS
 
 logger = logging.getLogger(__name__)
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Code files a trust_remote_code folder must hold (the modeling folder is self-contained).
 REMOTE_CODE_FILES = (
     "configuration_vitpose_plus.py",
@@ -27,14 +24,34 @@ REMOTE_CODE_FILES = (
     "image_processing_vitpose_plus.py",
     "keypoint_codecs.py",
     "dataset_specs.py",
+    "catalog.py",
 )
 
 
 def check_repo_id(repo_id: str) -> str:
-    """`repo_id` if it looks like `org/name`; `ValueError` otherwise."""
-    if not _REPO_ID.match(repo_id or ""):
-        raise ValueError(f"--repo-id must look like 'org/name' (letters, digits, '.', '_', '-'), got {repo_id!r}.")
+    """`repo_id` if the Hub accepts it as `org/name` (huggingface_hub's own rules); `ValueError` otherwise."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise ValueError(f"--repo-id must look like 'org/name', got {repo_id!r}.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"--repo-id {repo_id!r} is not a valid Hub repository id: {err}") from err
     return repo_id
+
+
+def require_token(repo_id: str, token: str | None = None) -> str:
+    """The Hugging Face token to push with; `RuntimeError` (before any network call) when there is none."""
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise RuntimeError(
+            f"Cannot push to {repo_id!r}: no Hugging Face token. Run `hf auth login` or set HF_TOKEN, "
+            "or leave out --push to only assemble the folder."
+        )
+    return token
 
 
 def _card_info(model, repo_id: str, variant: str | None, from_vitpose_plus: bool, source: str) -> ModelCardInfo:
@@ -68,6 +85,7 @@ def assemble_publish_folder(
     variant: str | None = None,
     from_vitpose_plus: bool = False,
     max_shard_size: str | int = "5GB",
+    overwrite: bool = False,
 ) -> list[str]:
     """Write the Hub folder of `model_dir` into `output_dir`; returns its file names.
 
@@ -85,8 +103,9 @@ def assemble_publish_folder(
     check_repo_id(repo_id)
     model = load_model_folder(model_dir)
     info = _card_info(model, repo_id, variant, from_vitpose_plus, os.fspath(model_dir))
-    files = save_hub_folder(model, output_dir, card=info, max_shard_size=max_shard_size)
-    validate_model_card(open(os.path.join(output_dir, "README.md"), encoding="utf-8").read(), source=repo_id)
+    files = save_model_folder(model, output_dir, card=info, max_shard_size=max_shard_size, overwrite=overwrite)
+    with open(os.path.join(output_dir, "README.md"), encoding="utf-8") as handle:
+        validate_model_card(handle.read(), source=repo_id)
     missing = [name for name in (*REMOTE_CODE_FILES, "config.json", "preprocessor_config.json") if name not in files]
     if missing:
         raise RuntimeError(f"{output_dir}: the assembled folder lacks {missing}; it would not load remotely.")
@@ -102,16 +121,10 @@ def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, 
         RuntimeError: without a Hugging Face token (checked before any network call), or when the Hub cannot be
             reached or refuses the upload (naming the repository).
     """
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
 
     check_repo_id(repo_id)
-    token = token or get_token()
-    if not token:
-        raise RuntimeError(
-            f"Cannot push to {repo_id!r}: no Hugging Face token. Run `hf auth login` or set HF_TOKEN, "
-            "or leave out --push to only assemble the folder."
-        )
-    api = HfApi(token=token)
+    api = HfApi(token=require_token(repo_id, token))
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         commit = api.upload_folder(
@@ -120,43 +133,3 @@ def push_folder(folder: str | os.PathLike, repo_id: str, private: bool = False, 
     except Exception as err:  # network, auth and Hub errors come in many types
         raise RuntimeError(f"Cannot push to {repo_id!r}: {type(err).__name__}: {err}") from err
     return str(getattr(commit, "commit_url", commit))
-
-
-def run(args: argparse.Namespace) -> int:
-    """The `publish` command."""
-    repo_id = check_repo_id(args.repo_id)
-    if args.push:  # fail before the (possibly long) assembly when the upload cannot happen
-        from huggingface_hub import get_token
-
-        if not get_token():
-            raise RuntimeError(
-                f"Cannot push to {repo_id!r}: no Hugging Face token. Run `hf auth login` or set HF_TOKEN, "
-                "or leave out --push to only assemble the folder."
-            )
-    output = args.output or os.path.join("hub_folders", repo_id.replace("/", "__"))
-    files = assemble_publish_folder(
-        args.model, output, repo_id, variant=args.variant, from_vitpose_plus=args.from_vitpose_plus,
-        max_shard_size=args.max_shard_size,
-    )
-    print(f"assembled {output}: {', '.join(files)}")
-    if args.push:
-        url = push_folder(output, repo_id, private=args.private)
-        print(f"pushed to https://huggingface.co/{repo_id} ({url})")
-    else:
-        print("not pushed (add --push to upload)")
-    return 0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="vitpose-plus model folder")
-    parser.add_argument("--repo-id", required=True, help="target Hub repository, org/name")
-    parser.add_argument("--output", help="folder to assemble into (default: hub_folders/ORG__NAME)")
-    parser.add_argument(
-        "--variant", help=f"catalog variant for the card's paper results: {', '.join(CATALOG_VARIANTS)}"
-    )
-    parser.add_argument(
-        "--from-vitpose-plus", action="store_true", help="the model is a split of a ViTPose+ variant (for results)"
-    )
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument("--push", action="store_true", help="upload with huggingface_hub (needs a token)")
-    parser.add_argument("--max-shard-size", default="5GB")

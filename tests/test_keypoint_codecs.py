@@ -8,24 +8,36 @@ import pytest
 import torch
 
 from vitpose_plus.modeling.keypoint_codecs import (
+    MSRAHeatmap,
+    UDPHeatmap,
     box_to_center_scale,
-    decode_heatmaps,
-    encode_heatmaps,
+    codec_for,
     flip_back_heatmaps,
     flip_keypoints,
-    gaussian_blur_heatmaps,
+    gaussian_targets,
     get_affine_transform,
     get_udp_warp_matrix,
     heatmap_to_image_coords,
     mpii_center_scale,
+    opencv_gaussian_kernel,
     sanitize_box,
     transform_points,
     warp_image,
 )
 
+UDP, MSRA = UDPHeatmap(), MSRAHeatmap()
+
+
+def encode_heatmaps(keypoints, visibility=None, use_udp=True, sigma=2.0):
+    return gaussian_targets(keypoints, visibility, use_udp, sigma=sigma)
+
+
+def decode_heatmaps(heatmaps, use_udp=True, kernel_size=11):
+    return UDPHeatmap(blur_kernel_size=kernel_size).decode(heatmaps) if use_udp else MSRA.decode(heatmaps)
+
 
 def test_box_to_center_scale_hand_values():
-    c, s = box_to_center_scale([10, 20, 100, 200])  # taller than 3:4 -> width fixed to 150
+    c, s = box_to_center_scale([10, 20, 100, 200])  # taller than 3:4 (width / height of 256x192) -> width 150
     np.testing.assert_allclose(c, [60, 120])
     np.testing.assert_allclose(s, [150 / 200 * 1.25, 200 / 200 * 1.25])
     c, s = box_to_center_scale([[0, 0, 300, 100]])  # wider -> height 400
@@ -93,6 +105,8 @@ def test_non_udp_affine_matches_original_three_point_form(rot):
     np.testing.assert_allclose(
         get_affine_transform(c, s, rot, inverse=True), _original_affine(c, s, rot, (192, 256), True), atol=2e-5
     )
+    np.testing.assert_allclose(MSRA.crop_matrix(c, s, rot), get_affine_transform(c, s, rot, (256, 192)))
+    np.testing.assert_allclose(UDP.crop_matrix(c, s, rot), get_udp_warp_matrix(c, s, rot, (256, 192)))
     # centre -> (96, 128), single scale 192 / (200 s_w)
     np.testing.assert_allclose(transform_points(c, get_affine_transform(c, s, 0)), [96, 128], atol=1e-9)
 
@@ -146,17 +160,24 @@ def _original_target(joints, vis, use_udp, image_size=(192, 256), heatmap_size=(
     return target, weight
 
 
+@pytest.mark.parametrize("sigma", [2.0, 1.5, 2.5, 3.0])
 @pytest.mark.parametrize("use_udp", [True, False])
-def test_encode_matches_original_loops(use_udp):
+def test_encode_matches_original_loops(use_udp, sigma):
+    # sigma 1.5 and 2.5 give a non-integer 3 sigma: the original keeps it as a float, truncates mu +- 3 sigma toward
+    # zero and centres the window array on floor((2r + 1) / 2), which shifts windows near the left/top border.
     rng = np.random.default_rng(1)
-    joints = np.concatenate([rng.uniform(-30, 220, (40, 2)), [[-40.0, 100.0], [250.0, 10.0], [-1.0, -2.0]]])
+    joints = np.concatenate([rng.uniform(-30, 220, (40, 2)), [[-40.0, 100.0], [250.0, 10.0], [-1.0, -2.0],
+                                                              [5.0, 7.0], [1.0, 250.0]]])
     vis = rng.integers(0, 3, len(joints)).astype(float)
-    vis[-3:] = 2
-    hm, w = encode_heatmaps(joints, vis, use_udp=use_udp)
-    ref_hm, ref_w = _original_target(joints, vis, use_udp)
+    vis[-5:] = 2
+    hm, w = encode_heatmaps(joints, vis, use_udp=use_udp, sigma=sigma)
+    ref_hm, ref_w = _original_target(joints, vis, use_udp, sigma=sigma)
     np.testing.assert_array_equal(w, ref_w)
     np.testing.assert_allclose(hm, ref_hm, atol=1e-6)
-    assert w[-3] == 0 and w[-2] == 0  # window entirely outside the map
+    if sigma <= 2:
+        assert w[-5] == 0 and w[-4] == 0  # window entirely outside the map
+    codec = codec_for(use_udp, sigma=sigma)
+    np.testing.assert_allclose(codec.encode(joints, vis)[0], ref_hm, atol=1e-6)
 
 
 def test_udp_peak_at_subpixel_mu():
@@ -165,13 +186,18 @@ def test_udp_peak_at_subpixel_mu():
     np.testing.assert_allclose(hm[0, 31:33, 23:25], np.exp(-0.5 / 8), rtol=1e-6)
 
 
-def test_blur_matches_cv2_sigma_2():
-    hm = np.random.default_rng(2).random((2, 3, 64, 48)).astype(np.float32)
-    ref = np.stack([[cv2.GaussianBlur(h, (11, 11), 0) for h in x] for x in hm])
-    np.testing.assert_allclose(gaussian_blur_heatmaps(torch.from_numpy(hm)).numpy(), ref, atol=1e-6)
-    # transformers' sigma 0.8 would differ by far more than this tolerance
-    ref08 = np.stack([[cv2.GaussianBlur(h, (11, 11), 0.8) for h in x] for x in hm])
-    assert np.abs(ref08 - ref).max() > 0.05
+@pytest.mark.parametrize("kernel", [3, 5, 7, 9, 11, 13])
+def test_blur_kernels_are_opencvs(kernel):
+    # cv2.GaussianBlur(hm, (k, k), 0), as the original calls it: fixed kernels for k <= 9, the sigma formula above.
+    np.testing.assert_allclose(opencv_gaussian_kernel(kernel).numpy(),
+                               cv2.getGaussianKernel(kernel, 0, cv2.CV_64F).ravel(), atol=1e-7)
+    hm = np.random.default_rng(2).random((32, 24)).astype(np.float32)
+    ref = cv2.GaussianBlur(hm, (kernel, kernel), 0)
+    k = opencv_gaussian_kernel(kernel).numpy()
+    ours = cv2.sepFilter2D(hm.astype(np.float64), -1, k, k, borderType=cv2.BORDER_REFLECT_101)
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+    if kernel == 11:  # transformers' sigma 0.8 would differ by far more than this tolerance
+        assert np.abs(cv2.GaussianBlur(hm, (11, 11), 0.8) - ref).max() > 0.05
 
 
 def _original_dark_udp(coords, hms, kernel=11):
@@ -199,7 +225,8 @@ def _original_dark_udp(coords, hms, kernel=11):
     return coords - np.einsum("ijmn,ijnk->ijmk", hess, der).squeeze(-1)
 
 
-def test_dark_udp_matches_original_on_noisy_heatmaps():
+@pytest.mark.parametrize("kernel", [5, 11])
+def test_dark_udp_matches_original_on_noisy_heatmaps(kernel):
     rng = np.random.default_rng(3)
     kps = np.stack([np.c_[rng.uniform(10, 180, 17), rng.uniform(10, 245, 17), np.full(17, 2)] for _ in range(3)])
     hms = np.stack([encode_heatmaps(k, use_udp=True)[0] for k in kps])
@@ -207,8 +234,8 @@ def test_dark_udp_matches_original_on_noisy_heatmaps():
     flat = hms.reshape(3, 17, -1)
     idx = flat.argmax(-1)
     coords = np.stack([idx % 48, idx // 48], -1).astype(np.float64)
-    ref = _original_dark_udp(coords, hms)
-    got, scores = decode_heatmaps(torch.from_numpy(hms), use_udp=True)
+    ref = _original_dark_udp(coords, hms, kernel)
+    got, scores = decode_heatmaps(torch.from_numpy(hms), use_udp=True, kernel_size=kernel)
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-4)
     np.testing.assert_allclose(scores.numpy(), flat.max(-1), rtol=1e-6)
 
@@ -248,19 +275,19 @@ def test_zero_heatmap_gives_minus_one():
 def test_heatmap_to_image_inverse_conventions():
     c, s = np.array([[60.0, 120.0]]), np.array([[0.9375, 1.25]])
     pts = np.array([[[0.0, 0.0], [47.0, 63.0], [23.5, 31.5]]])
-    out = heatmap_to_image_coords(pts, c, s, (48, 64), use_udp=True)
+    out = heatmap_to_image_coords(pts, c, s, (64, 48), use_udp=True)
     np.testing.assert_allclose(out[0], [[60 - 93.75, 120 - 125], [60 + 93.75, 120 + 125], [60, 120]])
-    out = heatmap_to_image_coords(np.array([[[24.0, 32.0]]]), c, s, (48, 64), use_udp=False)
+    out = heatmap_to_image_coords(np.array([[[24.0, 32.0]]]), c, s, (64, 48), use_udp=False)
     np.testing.assert_allclose(out[0, 0], [60, 120])
     # the UDP inverse undoes the UDP crop + stride exactly
     m = get_udp_warp_matrix(c[0], s[0])
     p = np.array([33.3, 140.7])
     hm_pt = transform_points(p, m) * np.array([47 / 191, 63 / 255])
-    np.testing.assert_allclose(heatmap_to_image_coords(hm_pt[None, None], c, s, (48, 64), True)[0, 0], p, atol=1e-9)
+    np.testing.assert_allclose(heatmap_to_image_coords(hm_pt[None, None], c, s, (64, 48), True)[0, 0], p, atol=1e-9)
     # same for the non-UDP crop with stride 4
     m = get_affine_transform(c[0], s[0])
     hm_pt = transform_points(p, m) / 4
-    np.testing.assert_allclose(heatmap_to_image_coords(hm_pt[None, None], c, s, (48, 64), False)[0, 0], p, atol=1e-9)
+    np.testing.assert_allclose(heatmap_to_image_coords(hm_pt[None, None], c, s, (64, 48), False)[0, 0], p, atol=1e-9)
 
 
 def test_flip_keypoints_twice_is_identity_and_swaps_pairs():
@@ -275,6 +302,8 @@ def test_flip_keypoints_twice_is_identity_and_swaps_pairs():
     torch.testing.assert_close(flip_back_heatmaps(flip_back_heatmaps(hm, perm, False), perm, False), hm)
     shifted = flip_back_heatmaps(hm, perm, True)
     torch.testing.assert_close(shifted[..., 1:], hm[:, perm].flip(-1)[..., :-1])
+    torch.testing.assert_close(MSRA.flip_back(hm, perm), shifted)
+    torch.testing.assert_close(UDP.flip_back(hm, perm), flip_back_heatmaps(hm, perm, False))
 
 
 def test_bf16_and_grad_heatmaps_decode():
@@ -282,3 +311,20 @@ def test_bf16_and_grad_heatmaps_decode():
     c32, _ = decode_heatmaps(hm)
     c16, _ = decode_heatmaps(hm.detach().to(torch.bfloat16))
     assert torch.allclose(c32, c16, atol=0.1)
+
+
+def test_nan_heatmaps_decode_to_nan_not_made_up_coordinates():
+    hm = torch.rand(1, 2, 64, 48)
+    hm[0, 1, 3, 4] = float("nan")
+    coords, scores = UDP.decode(hm)
+    assert torch.isnan(scores[0, 1]) and torch.isnan(coords[0, 1]).all() and torch.isfinite(coords[0, 0]).all()
+
+
+def test_codec_for_follows_the_spec_and_sizes():
+    from vitpose_plus.modeling import get_dataset_spec
+
+    coco, aic = codec_for(get_dataset_spec("coco"), (128, 96)), codec_for({"use_udp": False}, (128, 96), (32, 24))
+    assert isinstance(coco, UDPHeatmap) and coco.heatmap_size == (32, 24) and coco.input_size == (128, 96)
+    assert isinstance(aic, MSRAHeatmap) and aic.to_dict()["type"] == "msra"
+    with pytest.raises(ValueError, match="positive odd"):
+        UDPHeatmap(blur_kernel_size=4)
