@@ -4,9 +4,10 @@ This folder is self-contained (torch, transformers, the standard library and its
 `save_pretrained` can copy it into a Hub folder for `trust_remote_code` loading.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation
+from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation, AutoModelForPreTraining
 
 from .configuration_vitpose_plus import LAYER_DECAY_RATES, PRESETS, VitPosePlusConfig
+from .configuration_vitpose_plus_mae import VitPosePlusMAEConfig
 from .dataset_specs import (
     VITPOSE_PLUS_DATASETS,
     KeypointDatasetSpec,
@@ -22,6 +23,7 @@ from .modeling_vitpose_plus import (
     VitPosePlusPoseEstimatorOutput,
     VitPosePlusPreTrainedModel,
 )
+from .modeling_vitpose_plus_mae import VitPosePlusForMaskedImageModeling, VitPosePlusMAEOutput
 
 AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
 AutoModel.register(VitPosePlusConfig, VitPosePlusModel, exist_ok=True)
@@ -30,6 +32,11 @@ AutoModelForPoseEstimation.register(VitPosePlusConfig, VitPosePlusForPoseEstimat
 VitPosePlusConfig.register_for_auto_class()
 VitPosePlusModel.register_for_auto_class("AutoModel")
 VitPosePlusForPoseEstimation.register_for_auto_class("AutoModelForPoseEstimation")
+# MAE pre-training: its own model_type, under AutoModelForPreTraining as transformers' ViTMAEForPreTraining.
+AutoConfig.register(VitPosePlusMAEConfig.model_type, VitPosePlusMAEConfig, exist_ok=True)
+AutoModelForPreTraining.register(VitPosePlusMAEConfig, VitPosePlusForMaskedImageModeling, exist_ok=True)
+VitPosePlusMAEConfig.register_for_auto_class()
+VitPosePlusForMaskedImageModeling.register_for_auto_class("AutoModelForPreTraining")
 
 __all__ = [
     "LAYER_DECAY_RATES",
@@ -37,8 +44,11 @@ __all__ = [
     "VITPOSE_PLUS_DATASETS",
     "KeypointDatasetSpec",
     "VitPosePlusConfig",
+    "VitPosePlusForMaskedImageModeling",
     "VitPosePlusForPoseEstimation",
     "VitPosePlusImageProcessor",
+    "VitPosePlusMAEConfig",
+    "VitPosePlusMAEOutput",
     "VitPosePlusModel",
     "VitPosePlusModelOutput",
     "VitPosePlusPoseEstimatorOutput",
