@@ -1,7 +1,8 @@
 """Initialise a ViTPose / ViTPose+ model from MAE pre-training weights (VITPOSE_REFERENCE.md section 2.7).
 
 Sources: (a) original MAE `.pth` checkpoints (timm layout, usually under `model`), (b) transformers `ViTMAEModel` /
-`ViTMAEForPreTraining` folders. What the original ViTPose initialisation does, made explicit:
+`ViTMAEForPreTraining` folders, (c) this repository's own MAE folders (`VitPosePlusForMaskedImageModeling`, see
+`init_from_vitpose_mae_state_dict` at the end). What the original ViTPose initialisation does, made explicit:
 
 * the patch kernel is zero-padded around the centre when its size differs (MAE ViT-H: 14 -> 16, 1 px per side);
 * the position grid (14x14 for patch 16 at 224) is resized with bicubic interpolation (align_corners=False) to the
@@ -124,8 +125,11 @@ def _read_hf_folder(folder: str) -> dict[str, torch.Tensor]:
 
 def read_mae_state_dict(path: str | os.PathLike, *, allow_unsafe_pickle: bool = False) -> dict[str, torch.Tensor]:
     """MAE encoder weights in timm/MAE names (`pos_embed`, `blocks.{i}.attn.qkv.weight`, `norm.weight`, ...) from an
-    original MAE `.pth` file or a transformers ViTMAE folder."""
+    original MAE `.pth` file or a transformers ViTMAE folder. A `VitPosePlusForMaskedImageModeling` folder gives its
+    weights in this repository's names (`VitPoseMaeWeights`, with the grid of its position table)."""
     path = os.fspath(path)
+    if os.path.isdir(path) and is_vitpose_mae_folder(path):  # this repository's own MAE: kept in its own names
+        return read_vitpose_mae_folder(path)
     if os.path.isdir(path):
         return _hf_to_timm(_read_hf_folder(path), path)
     state = load_state_dict_file(path, allow_unsafe_pickle=allow_unsafe_pickle)
@@ -213,6 +217,8 @@ def init_from_mae_state_dict(
     Raises:
         CheckpointConversionError: listing every unknown, missing or mis-shaped key.
     """
+    if VITPOSE_MAE_PATCH_KEY in mae:  # this repository's own MAE weights (`backbone.*` / `decoder.*` names)
+        return init_from_vitpose_mae_state_dict(mae, config, load_final_norm=load_final_norm, source=source)
     model = VitPosePlusForPoseEstimation(config)
     own = model.state_dict()
     dim, pf = config.hidden_size, config.part_features
@@ -381,3 +387,196 @@ def run(args: argparse.Namespace) -> int:
     save_hub_folder(result.model, args.output, card=card, max_shard_size=args.max_shard_size, report=result.to_dict())
     print(f"saved to {args.output}")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------------- own MAE
+
+#: `model_type` of this repository's MAE folders (`VitPosePlusMAEConfig`).
+VITPOSE_MAE_MODEL_TYPE = "vitpose_plus_mae"
+#: A key only this repository's layout has (`VitPosePlusForMaskedImageModeling` and the pose models).
+VITPOSE_MAE_PATCH_KEY = "backbone.embeddings.patch_embeddings.weight"
+_VITPOSE_MAE_POSITION_KEY = "backbone.embeddings.position_embeddings"
+_VITPOSE_MAE_DECODER_REASON = "MAE decoder (embedding, mask token, position table, blocks, prediction): pre-training"
+
+
+class VitPoseMaeWeights(dict):
+    """The state dict of a `VitPosePlusForMaskedImageModeling` in its own names (`backbone.*`, `decoder.*`), with the
+    patch grid `(rows, columns)` its position table was built for and the model config."""
+
+    def __init__(self, state: Mapping[str, torch.Tensor], grid: tuple[int, int], config: Any = None):
+        super().__init__(state)
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.config = config
+
+
+def is_vitpose_mae_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a folder whose `config.json` has `model_type` `"vitpose_plus_mae"`."""
+    config_file = os.path.join(os.fspath(path), "config.json")
+    if not os.path.isfile(config_file):
+        return False
+    with open(config_file, encoding="utf-8") as handle:
+        try:
+            return json.load(handle).get("model_type") == VITPOSE_MAE_MODEL_TYPE
+        except json.JSONDecodeError:
+            return False
+
+
+def read_vitpose_mae_folder(path: str | os.PathLike) -> VitPoseMaeWeights:
+    """Load a saved `VitPosePlusForMaskedImageModeling` folder (any sharding or dtype `from_pretrained` reads)."""
+    from ..modeling import VitPosePlusForMaskedImageModeling
+
+    model = VitPosePlusForMaskedImageModeling.from_pretrained(os.fspath(path))
+    return VitPoseMaeWeights(model.state_dict(), model.backbone.embeddings.grid_size, model.config)
+
+
+def resize_position_table_2d(
+    pos: torch.Tensor, source_grid: tuple[int, int], grid: tuple[int, int]
+) -> torch.Tensor:
+    """`(1, 1 + rows * cols, D)` table of a `source_grid` -> `(1, 1 + grid_h * grid_w, D)`: bicubic
+    (align_corners=False) resize of the 2-D grid as the original does for MAE tables, slot 0 kept in front."""
+    rows, cols = int(source_grid[0]), int(source_grid[1])
+    if pos.ndim != 3 or pos.shape[0] != 1 or pos.shape[1] != 1 + rows * cols:
+        raise CheckpointConversionError(
+            f"position table {tuple(pos.shape)} does not fit a {rows}x{cols} grid: expected (1, {1 + rows * cols}, D)"
+        )
+    if (rows, cols) == tuple(grid):
+        return pos
+    dim = pos.shape[2]
+    tokens = pos[:, 1:].reshape(1, rows, cols, dim).permute(0, 3, 1, 2).float()
+    tokens = F.interpolate(tokens, size=tuple(grid), mode="bicubic", align_corners=False)
+    tokens = tokens.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(pos.dtype)
+    return torch.cat([pos[:, :1], tokens], dim=1)
+
+
+def _source_grid(mae: Mapping[str, torch.Tensor], target: tuple[int, int], given: tuple[int, int] | None,
+                 source: str | None) -> tuple[int, int]:
+    """The grid of the MAE position table: given, carried by `VitPoseMaeWeights`, the target's when the slot count
+    matches, or a square one; otherwise an error asking for it."""
+    if given is not None:
+        return (int(given[0]), int(given[1]))
+    if getattr(mae, "grid", None) is not None:
+        return mae.grid
+    slots = mae[_VITPOSE_MAE_POSITION_KEY].shape[1] - 1
+    if slots == target[0] * target[1]:
+        return tuple(target)
+    side = int(round(slots**0.5))
+    if side * side == slots:
+        return (side, side)
+    raise CheckpointConversionError(
+        f"{_VITPOSE_MAE_POSITION_KEY} has {slots} patch slots, which is not the model's {target[0]}x{target[1]} grid "
+        "nor a square one; pass source_grid=(rows, columns) or load the MAE folder (its config.json gives the grid)",
+        source=source,
+    )
+
+
+def init_from_vitpose_mae_state_dict(
+    mae: Mapping[str, torch.Tensor],
+    config: VitPosePlusConfig,
+    *,
+    load_final_norm: bool = False,
+    source_grid: tuple[int, int] | None = None,
+    source: str | None = None,
+) -> MaeInitResult:
+    """Build `VitPosePlusForPoseEstimation(config)` (dense or ViTPose+) from this repository's MAE weights.
+
+    The MAE encoder is a ViTPose backbone under the same `backbone.*` names, so every backbone tensor is copied
+    unchanged, except:
+
+    * ViTPose+ (`num_experts > 1`): each block's dense `mlp.fc2` is split as the original MAE initialisation does,
+      the first `D - part_features` rows into the shared `fc2` and the last `part_features` rows into every expert
+      (all experts start identical);
+    * the position table `(1, 1 + rows * cols, D)` is taken as is for the same grid, and resized (bicubic, slot 0
+      kept) from its own 2-D grid to another one;
+    * the final norm `backbone.layernorm.*` is not loaded by default, like the original ViTPose initialisation (its
+      name mismatch leaves `last_norm` at 1 / 0, the recipe behind the published numbers, and the MAE norm was
+      trained to feed the MAE decoder, not a keypoint head); `load_final_norm=True` copies it.
+
+    The `decoder.*` tensors are listed as ignored with the reason, the keypoint heads keep their initialisation.
+    MAE's frozen position table becomes a trainable parameter, as in ViTPose fine-tuning.
+
+    Args:
+        mae: `VitPosePlusForMaskedImageModeling` state dict (a `VitPoseMaeWeights` from `read_mae_state_dict`
+            carries its grid).
+        config: the pose model to build.
+        source_grid: `(rows, columns)` of the MAE position table when `mae` does not carry it.
+
+    Raises:
+        CheckpointConversionError: listing every unknown, missing or mis-shaped key (nothing is loaded then).
+    """
+    model = VitPosePlusForPoseEstimation(config)
+    own = model.state_dict()
+    dim, pf = config.hidden_size, config.part_features
+    grid = tuple(model.backbone.embeddings.grid_size)
+    new: dict[str, torch.Tensor] = {}
+    mapped: dict[str, str] = {}
+    ignored: dict[str, str] = {}
+    unknown: list[str] = []
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+
+    def put(src: str, ours: str, tensor: torch.Tensor) -> None:
+        if ours not in own:
+            unknown.append(f"{src} (no {ours} in a {config.num_hidden_layers}-block model)")
+        elif tuple(tensor.shape) != tuple(own[ours].shape):
+            mismatched.append((src, tuple(tensor.shape), tuple(own[ours].shape)))
+        else:
+            new[ours] = tensor
+            mapped[src] = ours if src not in mapped else f"{mapped[src]}, {ours}"
+
+    mae_config = getattr(mae, "config", None)
+    if mae_config is not None:
+        for field in ("patch_padding", "layer_norm_eps", "hidden_act", "qkv_bias"):
+            if getattr(mae_config, field) != getattr(config, field):
+                logger.warning("MAE weights were pre-trained with %s=%r, the model uses %r", field,
+                               getattr(mae_config, field), getattr(config, field))
+
+    for key, tensor in mae.items():
+        if key.startswith("decoder."):
+            ignored[key] = _VITPOSE_MAE_DECODER_REASON
+        elif key.startswith("backbone.layernorm."):
+            if load_final_norm:
+                put(key, key, tensor)
+            else:
+                ignored[key] = _FINAL_NORM_REASON
+        elif key == _VITPOSE_MAE_POSITION_KEY:
+            if tensor.ndim != 3 or tensor.shape[-1] != dim:
+                mismatched.append((key, tuple(tensor.shape), (1, 1 + grid[0] * grid[1], dim)))
+                continue
+            put(key, key, resize_position_table_2d(tensor, _source_grid(mae, grid, source_grid, source), grid))
+        elif key == VITPOSE_MAE_PATCH_KEY and tensor.ndim == 4 and tensor.shape[-1] < config.patch_size:
+            put(key, key, pad_patch_kernel(tensor, config.patch_size))
+        elif m := re.fullmatch(r"backbone\.layers\.(\d+)\.mlp\.fc2\.(weight|bias)", key):
+            if config.num_experts == 1:
+                put(key, key, tensor)
+                continue
+            layer, param = m.groups()
+            if tensor.shape[0] != dim:
+                mismatched.append((key, tuple(tensor.shape), (dim, *tensor.shape[1:])))
+                continue
+            put(key, key, tensor[: dim - pf].clone())
+            for e in range(config.num_experts):
+                put(key, f"backbone.layers.{layer}.mlp.experts.{e}.{param}", tensor[dim - pf :].clone())
+        elif key.startswith("backbone."):
+            put(key, key, tensor)
+        else:
+            unknown.append(key)
+
+    initialised = {"heads.*": "keypoint heads keep their own (mmpose) initialisation"}
+    if not load_final_norm:
+        initialised["backbone.layernorm.*"] = "weight 1, bias 0, as in the original (MAE's norm is not loaded)"
+    missing = [
+        k for k in own
+        if k.startswith("backbone.") and k not in new
+        and not (k.startswith("backbone.layernorm.") and not load_final_norm)
+    ]
+    if unknown or missing or mismatched:
+        raise CheckpointConversionError(
+            f"the MAE weights do not fit the model (D={dim}, L={config.num_hidden_layers}, "
+            f"experts={config.num_experts}, part_features={pf}); nothing was loaded",
+            source=source,
+            unknown=unknown,
+            missing=missing,
+            mismatched=mismatched,
+        )
+    model.load_state_dict(new, strict=False)  # heads / final norm keep their init; coverage checked above
+    model.train()
+    return MaeInitResult(model, mapped, ignored, initialised)
