@@ -23,7 +23,7 @@ from .modeling_vitpose_plus import (
     VitPosePlusPoseEstimatorOutput,
     VitPosePlusPreTrainedModel,
 )
-from .modeling_vitpose_plus_mae import VitPosePlusForMaskedImageModeling, VitPosePlusMAEOutput
+from .modeling_vitpose_plus_mae import VitPosePlusForMaskedImageModeling, VitPosePlusMAEEncoder, VitPosePlusMAEOutput
 
 AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
 AutoModel.register(VitPosePlusConfig, VitPosePlusModel, exist_ok=True)
@@ -32,8 +32,10 @@ AutoModelForPoseEstimation.register(VitPosePlusConfig, VitPosePlusForPoseEstimat
 VitPosePlusConfig.register_for_auto_class()
 VitPosePlusModel.register_for_auto_class("AutoModel")
 VitPosePlusForPoseEstimation.register_for_auto_class("AutoModelForPoseEstimation")
-# MAE pre-training: its own model_type, under AutoModelForPreTraining as transformers' ViTMAEForPreTraining.
+# MAE pre-training: its own model_type, under AutoModelForPreTraining as transformers' ViTMAEForPreTraining (and its
+# encoder under AutoModel, as ViTMAEModel).
 AutoConfig.register(VitPosePlusMAEConfig.model_type, VitPosePlusMAEConfig, exist_ok=True)
+AutoModel.register(VitPosePlusMAEConfig, VitPosePlusMAEEncoder, exist_ok=True)
 AutoModelForPreTraining.register(VitPosePlusMAEConfig, VitPosePlusForMaskedImageModeling, exist_ok=True)
 VitPosePlusMAEConfig.register_for_auto_class()
 VitPosePlusForMaskedImageModeling.register_for_auto_class("AutoModelForPreTraining")
@@ -48,6 +50,7 @@ __all__ = [
     "VitPosePlusForPoseEstimation",
     "VitPosePlusImageProcessor",
     "VitPosePlusMAEConfig",
+    "VitPosePlusMAEEncoder",
     "VitPosePlusMAEOutput",
     "VitPosePlusModel",
     "VitPosePlusModelOutput",

@@ -331,18 +331,25 @@ class VitPosePlusMAEPreTrainedModel(VitPosePlusPreTrainedModel):
     config_class = VitPosePlusMAEConfig
     config: VitPosePlusMAEConfig
     _no_split_modules = ["VitPosePlusEmbeddings", "VitPosePlusLayer"]
-    _auto_map_model_classes = {"AutoModelForPreTraining": "VitPosePlusForMaskedImageModeling"}
+    _auto_map_model_classes = {
+        "AutoModel": "VitPosePlusMAEEncoder",
+        "AutoModelForPreTraining": "VitPosePlusForMaskedImageModeling",
+    }
 
     def _init_weights(self, module: nn.Module) -> None:
         _mae_init_weights(self.config, module)
 
 
 class VitPosePlusMAEEncoder(VitPosePlusModel):
-    """The MAE encoder: exactly `VitPosePlusModel` (same modules, same state-dict names), initialised as MAE with a
-    frozen 2-D sin-cos position table `(1, N + 1, D)` whose slot 0 is zero."""
+    """The MAE encoder: exactly `VitPosePlusModel` (same modules, same state-dict names, same unmasked forward pass),
+    initialised as MAE with a frozen 2-D sin-cos position table `(1, N + 1, D)` whose slot 0 is zero.
+
+    `AutoModel.from_pretrained(mae_folder)` gives it alone (as transformers' `ViTMAEModel`), a ViTPose backbone
+    feature extractor; the decoder weights are skipped."""
 
     config_class = VitPosePlusMAEConfig
     config: VitPosePlusMAEConfig
+    _keys_to_ignore_on_load_unexpected = [r"^heads\.", r"^decoder\."]
 
     def __init__(self, config: VitPosePlusMAEConfig):
         super().__init__(config)

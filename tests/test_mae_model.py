@@ -326,7 +326,7 @@ def test_decoder_follows_the_attention_implementation(images):
 
 # ---------------------------------------------------------------------------------------------------- save and load
 def test_save_load_round_trip_and_auto_class(tmp_path, images):
-    from transformers import AutoConfig, AutoModelForPreTraining
+    from transformers import AutoConfig, AutoModel, AutoModelForPreTraining
 
     model = tiny_mae()
     model.save_pretrained(tmp_path)
@@ -335,6 +335,8 @@ def test_save_load_round_trip_and_auto_class(tmp_path, images):
     assert config["auto_map"]["AutoConfig"] == "configuration_vitpose_plus_mae.VitPosePlusMAEConfig"
     assert config["auto_map"]["AutoModelForPreTraining"] == (
         "modeling_vitpose_plus_mae.VitPosePlusForMaskedImageModeling")
+    assert config["auto_map"]["AutoModel"] == "modeling_vitpose_plus_mae.VitPosePlusMAEEncoder"
+    assert "AutoModelForPoseEstimation" not in config["auto_map"]
     assert (tmp_path / "modeling_vitpose_plus_mae.py").is_file()
     assert isinstance(AutoConfig.from_pretrained(tmp_path), VitPosePlusMAEConfig)
     loaded = AutoModelForPreTraining.from_pretrained(tmp_path).eval()
@@ -346,6 +348,10 @@ def test_save_load_round_trip_and_auto_class(tmp_path, images):
     with torch.no_grad():
         torch.testing.assert_close(loaded(images, noise=noise).logits, model(images, noise=noise).logits,
                                    atol=0, rtol=0)
+    encoder = AutoModel.from_pretrained(tmp_path).eval()  # the encoder alone: a ViTPose backbone
+    assert type(encoder).__name__ == "VitPosePlusMAEEncoder" and isinstance(encoder, VitPosePlusModel)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(images).feature_map, model.backbone(images).feature_map, atol=0, rtol=0)
 
 
 def test_trust_remote_code_in_fresh_process(tmp_path, images):
@@ -359,8 +365,10 @@ def test_trust_remote_code_in_fresh_process(tmp_path, images):
     script = textwrap.dedent(
         f"""
         import sys, torch
-        from transformers import AutoModelForPreTraining
+        from transformers import AutoModel, AutoModelForPreTraining
         model = AutoModelForPreTraining.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        encoder = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        assert type(encoder).__name__ == "VitPosePlusMAEEncoder", type(encoder)
         assert not any(name.startswith("vitpose_plus") for name in sys.modules), "vitpose_plus was imported"
         assert type(model).__name__ == "VitPosePlusForMaskedImageModeling", type(model)
         assert type(model.config).__name__ == "VitPosePlusMAEConfig", type(model.config)
