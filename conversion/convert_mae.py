@@ -131,8 +131,11 @@ def _read_hf_folder(folder: str) -> dict[str, torch.Tensor]:
 
 def read_mae_state_dict(path: str | os.PathLike, *, allow_unsafe_pickle: bool = False) -> dict[str, torch.Tensor]:
     """MAE encoder weights in timm/MAE names (`pos_embed`, `blocks.{i}.attn.qkv.weight`, `norm.weight`, ...) from an
-    original MAE `.pth` file or a transformers ViTMAE folder."""
+    original MAE `.pth` file or a transformers ViTMAE folder. A `VitPosePlusForMaskedImageModeling` folder gives its
+    weights in this repository's names (`VitPoseMaeWeights`, with the grid of its position table)."""
     path = os.fspath(path)
+    if os.path.isdir(path) and is_vitpose_mae_folder(path):  # this repository's own MAE: kept in its own names
+        return read_vitpose_mae_folder(path)
     if os.path.isdir(path):
         return _hf_to_timm(_read_hf_folder(path), path)
     state = load_state_dict_file(path, allow_unsafe_pickle=allow_unsafe_pickle)
@@ -233,18 +236,22 @@ def init_from_mae_state_dict(
     config: VitPosePlusConfig,
     *,
     load_final_norm: bool = False,
+    source_grid: tuple[int, int] | None = None,
     source: str | None = None,
 ) -> MaeInitResult:
-    """Build `VitPosePlusForPoseEstimation(config)` and load the MAE encoder `mae` (timm names) into its backbone.
+    """Build `VitPosePlusForPoseEstimation(config)` and load the MAE encoder `mae` into its backbone: timm/MAE names
+    (`mae_plan`) or this repository's own MAE weights (`vitpose_mae_plan`; `source_grid` gives the grid of their
+    position table when `mae` is a plain state dict of another grid).
 
     Raises:
         CheckpointConversionError: listing every unknown, missing or mis-shaped key.
     """
+    own_layout = VITPOSE_MAE_PATCH_KEY in mae  # this repository's MAE (`backbone.*` / `decoder.*` names)
     model = VitPosePlusForPoseEstimation(config)
     target = model.state_dict()
-    ignore_rules = list(_IGNORE_RULES)
+    ignore_rules = list(_IGNORE_RULES) if not own_layout else [(r"decoder\..*", _VITPOSE_MAE_DECODER_REASON)]
     if not load_final_norm:
-        ignore_rules.append((r"norm\.(weight|bias)", _FINAL_NORM_REASON))
+        ignore_rules.append((r"(backbone\.layer)?norm\.(weight|bias)", _FINAL_NORM_REASON))
 
     def keep(key: str) -> str | None:
         if key.startswith("heads."):
@@ -253,8 +260,14 @@ def init_from_mae_state_dict(
             return "weight 1, bias 0, as in the original (MAE's norm is not loaded)"
         return None
 
+    if own_layout:
+        _warn_on_architecture_differences(getattr(mae, "config", None), config)
+        grid = _source_grid(mae, config.patch_grid(), source_grid, source)
+        plan = vitpose_mae_plan(mae, config, load_final_norm, grid)
+    else:
+        plan = mae_plan(mae, config, load_final_norm)
     result = remap(
-        mae, mae_plan(mae, config, load_final_norm), target, ignore=ignore_by_patterns(ignore_rules),
+        mae, plan, target, ignore=ignore_by_patterns(ignore_rules),
         keep_initialised=keep, source_name=source,
         message=(f"the MAE weights do not fit the model (D={config.hidden_size}, L={config.num_hidden_layers}, "
                  f"experts={config.num_experts}, part_features={config.part_features}); nothing was loaded"),
@@ -277,3 +290,108 @@ def convert_mae_checkpoint(
     config = VitPosePlusConfig.from_preset(preset, **config_overrides)
     mae = read_mae_state_dict(path, allow_unsafe_pickle=allow_unsafe_pickle)
     return init_from_mae_state_dict(mae, config, load_final_norm=load_final_norm, source=os.fspath(path))
+
+
+# ---------------------------------------------------------------------------------------------------------- own MAE
+
+#: `model_type` of this repository's MAE folders (`VitPosePlusMAEConfig`).
+VITPOSE_MAE_MODEL_TYPE = "vitpose_plus_mae"
+#: A key only this repository's layout has (`VitPosePlusForMaskedImageModeling` and the pose models).
+VITPOSE_MAE_PATCH_KEY = "backbone.embeddings.patch_embeddings.weight"
+_VITPOSE_MAE_POSITION_KEY = "backbone.embeddings.position_embeddings"
+_VITPOSE_MAE_DECODER_REASON = "MAE decoder (embedding, mask token, position table, blocks, prediction): pre-training"
+
+
+class VitPoseMaeWeights(dict):
+    """The state dict of a `VitPosePlusForMaskedImageModeling` in its own names (`backbone.*`, `decoder.*`), with the
+    patch grid `(rows, columns)` its position table was built for and the model config."""
+
+    def __init__(self, state: Mapping[str, torch.Tensor], grid: tuple[int, int], config: Any = None):
+        super().__init__(state)
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.config = config
+
+
+def is_vitpose_mae_folder(path: str | os.PathLike) -> bool:
+    """Whether `path` is a folder whose `config.json` has `model_type` `"vitpose_plus_mae"`."""
+    config_file = os.path.join(os.fspath(path), "config.json")
+    if not os.path.isfile(config_file):
+        return False
+    with open(config_file, encoding="utf-8") as handle:
+        try:
+            return json.load(handle).get("model_type") == VITPOSE_MAE_MODEL_TYPE
+        except json.JSONDecodeError:
+            return False
+
+
+def read_vitpose_mae_folder(path: str | os.PathLike) -> VitPoseMaeWeights:
+    """Load a saved `VitPosePlusForMaskedImageModeling` folder (any sharding or dtype `from_pretrained` reads)."""
+    from ..modeling import VitPosePlusForMaskedImageModeling
+
+    model = VitPosePlusForMaskedImageModeling.from_pretrained(os.fspath(path))
+    return VitPoseMaeWeights(model.state_dict(), model.backbone.embeddings.grid_size, model.config)
+
+
+def _source_grid(mae: Mapping[str, torch.Tensor], target: tuple[int, int], given: tuple[int, int] | None,
+                 source: str | None) -> tuple[int, int]:
+    """The grid of our MAE position table: given, carried by `VitPoseMaeWeights`, the target's when the slot count
+    matches, or a square one; otherwise an error asking for it."""
+    if given is not None:
+        return (int(given[0]), int(given[1]))
+    if getattr(mae, "grid", None) is not None:
+        return mae.grid
+    slots = mae[_VITPOSE_MAE_POSITION_KEY].shape[1] - 1
+    if slots == target[0] * target[1]:
+        return tuple(target)
+    side = int(round(slots**0.5))
+    if side * side == slots:
+        return (side, side)
+    raise CheckpointConversionError(
+        f"{_VITPOSE_MAE_POSITION_KEY} has {slots} patch slots, which is not the model's {target[0]}x{target[1]} grid "
+        "nor a square one; pass source_grid=(rows, columns) or load the MAE folder (its config.json gives the grid)",
+        source=source,
+    )
+
+
+def _warn_on_architecture_differences(mae_config: Any, config: VitPosePlusConfig) -> None:
+    if mae_config is None:
+        return
+    for name in ("patch_padding", "layer_norm_eps", "hidden_act", "qkv_bias"):
+        if getattr(mae_config, name) != getattr(config, name):
+            logger.warning("MAE weights were pre-trained with %s=%r, the model uses %r", name,
+                           getattr(mae_config, name), getattr(config, name))
+
+
+def vitpose_mae_plan(mae: Mapping[str, torch.Tensor], config: VitPosePlusConfig, load_final_norm: bool,
+                     source_grid: tuple[int, int]) -> dict[str, Source]:
+    """`{our key: Source(MAE key)}` from this repository's MAE weights: the encoder IS a ViTPose backbone under the
+    same names, so every tensor is copied unchanged, except the ViTPose+ fc2 split (shared = the first D - pf rows,
+    every expert = the last pf rows, as the original MAE initialisation), the position table resized (bicubic, 2-D,
+    slot 0 kept) from its own grid to the model's, and a smaller patch kernel zero-padded."""
+    dim, pf = config.hidden_size, config.part_features
+    grid = config.patch_grid()
+    plan: dict[str, Source] = {}
+    for key in _backbone_keys(config):
+        if key == _VITPOSE_MAE_POSITION_KEY:
+            plan[key] = Source.of(key, lambda t: resize_position_table(t, source_grid, grid),
+                                  f"resized {source_grid[0]}x{source_grid[1]} -> {grid[0]}x{grid[1]}")
+        elif key == VITPOSE_MAE_PATCH_KEY:
+            plan[key] = Source.of(key, lambda t: pad_patch_kernel(t, config.patch_size)
+                                  if t.ndim == 4 and t.shape[-1] < config.patch_size else t)
+        elif key.startswith("backbone.layernorm.") and not load_final_norm:
+            continue
+        elif (m := re.fullmatch(r"backbone\.layers\.(\d+)\.mlp\.experts\.\d+\.(weight|bias)", key)):
+            plan[key] = Source.of(f"backbone.layers.{m.group(1)}.mlp.fc2.{m.group(2)}", rows(dim - pf, dim),
+                                  f"rows {dim - pf}:{dim}")
+        elif config.num_experts > 1 and re.fullmatch(r"backbone\.layers\.\d+\.mlp\.fc2\.(weight|bias)", key):
+            plan[key] = Source.of(key, lambda t: t[: dim - pf].clone() if t.shape[0] == dim else t,
+                                  f"rows 0:{dim - pf}")
+        else:
+            plan[key] = Source.of(key)
+    return plan
+
+
+def _backbone_keys(config: VitPosePlusConfig) -> list[str]:
+    with torch.device("meta"):
+        model = VitPosePlusForPoseEstimation(config)
+    return [key for key in model.state_dict() if key.startswith("backbone.")]

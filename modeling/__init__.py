@@ -4,10 +4,11 @@ This folder is self-contained (torch, transformers, the standard library and its
 `save_pretrained` can copy it into a Hub folder for `trust_remote_code` loading.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation
+from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation, AutoModelForPreTraining
 
 from .catalog import PRESETS, Preset, get_preset
 from .configuration_vitpose_plus import VitPosePlusConfig
+from .configuration_vitpose_plus_mae import VitPosePlusMAEConfig
 from .dataset_specs import (
     VITPOSE_PLUS_DATASETS,
     KeypointDatasetSpec,
@@ -24,6 +25,7 @@ from .modeling_vitpose_plus import (
     VitPosePlusPoseEstimatorOutput,
     VitPosePlusPreTrainedModel,
 )
+from .modeling_vitpose_plus_mae import VitPosePlusForMaskedImageModeling, VitPosePlusMAEEncoder, VitPosePlusMAEOutput
 from .top_down import ImageInstances, PosePrediction, TopDownPredictor
 
 AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
@@ -33,6 +35,13 @@ AutoModelForPoseEstimation.register(VitPosePlusConfig, VitPosePlusForPoseEstimat
 VitPosePlusConfig.register_for_auto_class()
 VitPosePlusModel.register_for_auto_class("AutoModel")
 VitPosePlusForPoseEstimation.register_for_auto_class("AutoModelForPoseEstimation")
+# MAE pre-training: its own model_type, under AutoModelForPreTraining as transformers' ViTMAEForPreTraining (and its
+# encoder under AutoModel, as ViTMAEModel).
+AutoConfig.register(VitPosePlusMAEConfig.model_type, VitPosePlusMAEConfig, exist_ok=True)
+AutoModel.register(VitPosePlusMAEConfig, VitPosePlusMAEEncoder, exist_ok=True)
+AutoModelForPreTraining.register(VitPosePlusMAEConfig, VitPosePlusForMaskedImageModeling, exist_ok=True)
+VitPosePlusMAEConfig.register_for_auto_class()
+VitPosePlusForMaskedImageModeling.register_for_auto_class("AutoModelForPreTraining")
 
 __all__ = [
     "PRESETS",
@@ -46,8 +55,12 @@ __all__ = [
     "TopDownPredictor",
     "UDPHeatmap",
     "VitPosePlusConfig",
+    "VitPosePlusForMaskedImageModeling",
     "VitPosePlusForPoseEstimation",
     "VitPosePlusImageProcessor",
+    "VitPosePlusMAEConfig",
+    "VitPosePlusMAEEncoder",
+    "VitPosePlusMAEOutput",
     "VitPosePlusModel",
     "VitPosePlusModelOutput",
     "VitPosePlusPoseEstimatorOutput",

@@ -28,7 +28,8 @@ def test_every_key_is_accounted_for():
     result = remap(source, plan, TARGET, ignore=lambda k: "not needed" if k == "junk" else None,
                    keep_initialised=lambda k: "a counter" if k == "counter" else None)
     assert result.state.keys() == {"a.weight", "b.weight", "b.bias"}
-    assert torch.equal(result.state["b.weight"], source["y"][:2]) and torch.equal(result.state["b.bias"], source["y"][2])
+    assert torch.equal(result.state["b.weight"], source["y"][:2])
+    assert torch.equal(result.state["b.bias"], source["y"][2])
     assert result.mapped == {"x": "a.weight", "y": "b.weight [rows 0:2], b.bias"}
     assert result.ignored == {"junk": "not needed"} and result.initialised == {"counter": "a counter"}
     # every source key is mapped or ignored, every target key provided or kept: nothing silent
