@@ -30,15 +30,14 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from vitpose_plus.data.datasets import load_keypoint_dataset
+from vitpose_plus.data import resolve_dataset_spec
+from vitpose_plus.data.datasets import flatten_top_down, load_keypoint_dataset
 from vitpose_plus.evaluation.evaluate import evaluate_keypoints
 from vitpose_plus.modeling import (
     LAYER_DECAY_RATES,
     KeypointDatasetSpec,
     VitPosePlusConfig,
     VitPosePlusForPoseEstimation,
-    get_dataset_spec,
-    load_dataset_spec_file,
 )
 from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
 
@@ -56,10 +55,7 @@ class TrainingDiverged(RuntimeError):
 # ------------------------------------------------------------------------------------------------------ set-up
 def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
     """The keypoint spec of a run dataset: a built-in name (`synthetic_hand` included) or a JSON/YAML spec file."""
-    spec = dataset.spec or dataset.name
-    if spec.endswith((".json", ".yaml", ".yml")):
-        return load_dataset_spec_file(spec)
-    return get_dataset_spec(spec)
+    return resolve_dataset_spec(dataset.spec or dataset.name)
 
 
 def materialise_synthetic(config: TrainingConfig, is_main: bool) -> None:
@@ -217,7 +213,7 @@ def train(config: TrainingConfig, resume: bool = False, progress: bool = True, s
     image_wh = (model_config.image_size[1], model_config.image_size[0])
     parts = []
     for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
-        rows = load_keypoint_dataset(dataset.train.annotations, dataset.train.images, spec)  # checks K per row
+        rows = flatten_top_down(load_keypoint_dataset(dataset.train.annotations, dataset.train.images, spec))
         transform = TopDownTransform(spec, dataset_index=index, train=True, image_size=image_wh,
                                      heatmap_size=model_config.heatmap_size[::-1], **asdict(config.augmentation))
         parts.append(TopDownTrainingDataset(rows, transform, seed=run.seed))

@@ -16,7 +16,7 @@ import tempfile
 
 from transformers import Trainer, TrainingArguments
 
-from vitpose_plus.data.datasets import load_keypoint_dataset
+from vitpose_plus.data.datasets import flatten_top_down, load_keypoint_dataset
 from vitpose_plus.modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation
 
 from .trainer_utils import KeypointCollator, make_compute_metrics, trainer_arguments
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             splits = (train_json, os.path.join(tmp, "train"), val_json, os.path.join(tmp, "val"))
         else:
             splits = (args.train_annotations, args.train_images, args.val_annotations, args.val_images)
-        train_rows = load_keypoint_dataset(splits[0], splits[1], spec)
-        val_rows = load_keypoint_dataset(splits[2], splits[3], spec) if splits[2] else None
+        train_rows = flatten_top_down(load_keypoint_dataset(splits[0], splits[1], spec))
+        val_rows = flatten_top_down(load_keypoint_dataset(splits[2], splits[3], spec)) if splits[2] else None
         trainer = build_trainer(
             model, args.dataset, train_rows, val_rows, args.output_dir, max_steps=args.max_steps,
             per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
