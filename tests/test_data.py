@@ -11,7 +11,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from vitpose_plus.data.datasets import load_keypoint_dataset
+from vitpose_plus.data.datasets import flatten_top_down, load_keypoint_dataset, top_down_instances
 from vitpose_plus.data.synthetic import SYNTHETIC_HAND_SPEC, make_synthetic_dataset
 from vitpose_plus.file_io import decode_image
 from vitpose_plus.modeling.dataset_specs import get_dataset_spec
@@ -71,23 +71,26 @@ def test_load_synthetic_into_datasets(coco_synth, tmp_path):
     ds, stats = load_keypoint_dataset(ann, root, "coco", return_stats=True)
     data = json.load(open(ann))
     kept = [a for a in data["annotations"] if a["num_keypoints"] > 0]
-    assert len(ds) == stats.num_instances == len(kept)
-    assert stats.num_instances + stats.num_skipped == stats.num_annotations
+    assert len(ds) == len(data["images"]) == stats.num_images  # one row per image
+    assert stats.num_top_down == len(kept) and stats.num_annotations == len(data["annotations"])
+    assert stats.num_top_down + stats.num_skipped == stats.num_annotations
     row = ds[0]
-    assert set(row) == {"image", "image_id", "annotation_id", "bbox", "keypoints", "area", "dataset"}
-    assert np.asarray(row["keypoints"]).shape == (17, 3) and row["dataset"] == "coco"
+    assert set(row) == {"image", "image_id", "file_name", "width", "height", "dataset", "format", "instances"}
+    assert len(row["instances"]["keypoints"][0]) == 51 and row["dataset"] == "coco"
     assert row["image"].size == (256, 256)
-    ds.save_to_disk(str(tmp_path / "saved"))
+    flat = flatten_top_down(ds)
+    assert len(flat) == len(kept) and np.asarray(flat[0]["keypoints"]).shape == (17, 3)
+    flat.save_to_disk(str(tmp_path / "saved"))
     from datasets import load_from_disk
 
     again = load_from_disk(str(tmp_path / "saved"))
-    assert again[0]["annotation_id"] == row["annotation_id"]
-    np.testing.assert_array_equal(np.asarray(again[0]["image"]), np.asarray(row["image"]))
+    assert again[0]["annotation_id"] == flat[0]["annotation_id"]
+    np.testing.assert_array_equal(np.asarray(again[0]["image"]), np.asarray(flat[0]["image"]))
 
 
 def test_transform_outputs_and_eval_geometry(coco_synth):
     ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
+    ds = flatten_top_down(load_keypoint_dataset(ann, root, "coco"))
     val = ds.with_transform(TopDownTransform("coco", dataset_index=0, train=False, pad_to=133))
     s = val[0]
     assert s["pixel_values"].shape == (3, 256, 192) and s["pixel_values"].dtype == np.float32
@@ -105,7 +108,7 @@ def test_transform_outputs_and_eval_geometry(coco_synth):
 
 def test_train_transform_seeded_and_augmenting(coco_synth):
     ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
+    ds = flatten_top_down(load_keypoint_dataset(ann, root, "coco"))
     rows = ds[:3]
     t1 = TopDownTransform("coco", train=True, seed=11)
     t2 = TopDownTransform("coco", train=True, seed=11)
@@ -124,7 +127,7 @@ def test_train_transform_seeded_and_augmenting(coco_synth):
 def test_flip_in_transform_is_consistent(coco_synth):
     """A flipped sample's target equals the unflipped target of the mirrored image with swapped labels."""
     ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
+    ds = flatten_top_down(load_keypoint_dataset(ann, root, "coco"))
     row = ds[0]
     image = decode_image(row["image"])
     kp = np.asarray(row["keypoints"], dtype=np.float64)
@@ -146,7 +149,7 @@ def test_mpii_format(tmp_path):
     entry = {"image": "a.jpg", "center": [150.0, 140.0], "scale": 1.0, "joints": joints, "joints_vis": [1] * 16}
     path = tmp_path / "mpii.json"
     path.write_text(json.dumps([entry]))
-    ds = load_keypoint_dataset(path, tmp_path, "mpii")
+    ds = flatten_top_down(load_keypoint_dataset(path, tmp_path, "mpii"))
     row = ds[0]
     np.testing.assert_allclose(row["center"], [149.0, 140.0 + 15 - 1])
     np.testing.assert_allclose(row["scale"], [1.25, 1.25])
@@ -200,13 +203,13 @@ def test_invalid_json_and_unreadable_image(tmp_path):
         load_keypoint_dataset(bad, tmp_path, "coco")
     data = _coco(tmp_path)
     (tmp_path / "img.png").write_bytes(b"garbage, not a png")
-    with pytest.raises(ValueError, match=r"img.png.*annotation ids 5.*not a readable image"):
+    with pytest.raises(ValueError, match=r"img.png.*not a readable image"):
         load_keypoint_dataset(_write(tmp_path, data), tmp_path, "coco")
     with pytest.raises(ValueError, match="could not be decoded"):
         decode_image({"path": str(tmp_path / "img.png"), "bytes": None}, "annotation_id 5")
 
 
-def test_skips_are_counted_and_strict_raises(tmp_path, caplog):
+def test_skips_are_counted_with_ids(tmp_path, caplog):
     data = _coco(tmp_path)
     good = data["annotations"][0]
     zero_box = dict(copy.deepcopy(good), id=6, bbox=[5, 5, 0, 10])
@@ -217,18 +220,17 @@ def test_skips_are_counted_and_strict_raises(tmp_path, caplog):
     path = _write(tmp_path, data)
     with caplog.at_level(logging.WARNING):
         ds, stats = load_keypoint_dataset(path, tmp_path, "coco", return_stats=True)
-    assert len(ds) == 1 and stats.skipped_invalid_box == 2 and stats.skipped_without_keypoints == 2
-    assert sorted(stats.skipped_annotation_ids) == [6, 7, 8, 9]
-    assert "skipped 2 without labelled keypoints and 2 with an empty box" in caplog.text
-    with pytest.raises(ValueError, match="annotation id 6: bbox"):
-        load_keypoint_dataset(path, tmp_path, "coco", strict=True)
+    assert len(ds) == 1 and len(ds[0]["instances"]["annotation_id"]) == 5 and stats.num_top_down == 1
+    assert stats.skipped == {"empty_box": [6, 7], "all_zero_keypoints": [8], "no_keypoints": [9]}
+    assert "top-down skips: 2 empty_box, 1 no_keypoints, 1 all_zero_keypoints" in caplog.text
 
 
 def test_box_is_sanitised_like_the_original(tmp_path):
     data = _coco(tmp_path)
     data["annotations"][0]["bbox"] = [-10, 50, 200, 100]
     ds = load_keypoint_dataset(_write(tmp_path, data), tmp_path, "coco")
-    np.testing.assert_allclose(ds[0]["bbox"], [0, 50, 79, 49])
+    assert ds[0]["instances"]["bbox"][0] == [-10, 50, 200, 100]  # as in the file
+    np.testing.assert_allclose(top_down_instances(ds[0])[0].bbox, [0, 50, 79, 49])
 
 
 def test_grayscale_rgba_and_16bit_images_become_rgb(tmp_path):
@@ -255,7 +257,7 @@ def test_grayscale_rgba_and_16bit_images_become_rgb(tmp_path):
 
 def test_missing_image_at_decode_names_annotation(tmp_path, coco_synth):
     ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
+    ds = flatten_top_down(load_keypoint_dataset(ann, root, "coco"))
     from datasets import Image
 
     raw = ds.cast_column("image", Image(decode=False))

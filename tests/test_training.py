@@ -275,12 +275,12 @@ def test_oks_nms_against_hand_computed_overlap():
 # ------------------------------------------------------------------------------------------------------ Trainer
 def test_trainer_runs_a_few_steps_with_compute_metrics(tmp_path):
     from vitpose_plus import VitPosePlusConfig
-    from vitpose_plus.data.datasets import load_keypoint_dataset
+    from vitpose_plus.data.datasets import flatten_top_down, load_keypoint_dataset
     from vitpose_plus.data.synthetic import make_synthetic_dataset
     from vitpose_plus.training.trainer_example import build_trainer
 
     annotations = make_synthetic_dataset("coco", 4, 0, tmp_path / "data", image_size=(96, 96))
-    rows = load_keypoint_dataset(annotations, tmp_path / "data", "coco")
+    rows = flatten_top_down(load_keypoint_dataset(annotations, tmp_path / "data", "coco"))
     config = VitPosePlusConfig(**{k: v for k, v in TINY_MODEL.items() if k not in ("num_experts", "part_features")},
                                datasets=["coco"])
     torch.manual_seed(0)

@@ -166,7 +166,7 @@ def read_annotations(
         assert size is not None
         return size
 
-    parsed = parse_annotation_file(annotation_file, fmt, spec.num_keypoints, image_root, size_reader)
+    parsed = parse_annotation_file(annotation_file, fmt, spec.num_keypoints, image_root, size_reader, spec.name)
     for message in parsed.warnings:
         logger.warning(message)
     return parsed

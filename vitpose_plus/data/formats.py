@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from vitpose_plus.file_io import read_json_file
+from vitpose_plus.file_io import read_json_file, read_mat_file
 from vitpose_plus.modeling.keypoint_codecs import PIXEL_STD, mpii_center_scale, sanitize_box
 
 FORMATS: tuple[str, ...] = ("coco", "ochuman", "aic", "mpii", "coco_wholebody", "ap10k", "apt36k")
@@ -179,6 +179,7 @@ def parse_annotation_file(
     num_keypoints: int | None = None,
     image_root: str | os.PathLike | None = None,
     size_reader: SizeReader | None = None,
+    layout: str | None = None,
 ) -> ParsedAnnotations:
     """Read an annotation file of one of the released formats.
 
@@ -190,13 +191,14 @@ def parse_annotation_file(
         image_root: folder the file names are relative to (used to read missing image sizes).
         size_reader: `full image path -> (width, height)` for images whose size the file does not give (MPII
             always); without it such images get size 0 x 0.
+        layout: name of the keypoint layout, for error messages.
 
     Returns:
         The `ParsedAnnotations`.
     """
     path = os.fspath(path)
     data = read_json_file(path, "annotation")
-    return parse_annotation_data(data, path, format, num_keypoints, image_root, size_reader)
+    return parse_annotation_data(data, path, format, num_keypoints, image_root, size_reader, layout)
 
 
 def parse_annotation_data(
@@ -206,6 +208,7 @@ def parse_annotation_data(
     num_keypoints: int | None = None,
     image_root: str | os.PathLike | None = None,
     size_reader: SizeReader | None = None,
+    layout: str | None = None,
 ) -> ParsedAnnotations:
     """`parse_annotation_file` on already-loaded JSON content; `source` names it in error messages."""
     if format not in FORMATS:
@@ -218,7 +221,7 @@ def parse_annotation_data(
                 f"joints_vis}} entries, got a {type(data).__name__}"
                 + (" (a COCO-style file: use its dataset's format, e.g. 'coco')." if isinstance(data, dict) else ".")
             )
-        return _parse_mpii(data, source, num_keypoints, root, size_reader)
+        return _parse_mpii(data, source, num_keypoints, root, size_reader, layout)
     if isinstance(data, list):
         looks_mpii = bool(data) and isinstance(data[0], dict) and "joints" in data[0]
         raise ValueError(
@@ -227,11 +230,12 @@ def parse_annotation_data(
         )
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a COCO-style dict, got {type(data).__name__}.")
-    return _parse_coco_style(data, source, format, num_keypoints, root, size_reader)
+    return _parse_coco_style(data, source, format, num_keypoints, root, size_reader, layout)
 
 
 def _parse_coco_style(
-    data: dict[str, Any], source: str, fmt: str, k: int | None, root: str, size_reader: SizeReader | None
+    data: dict[str, Any], source: str, fmt: str, k: int | None, root: str, size_reader: SizeReader | None,
+    layout: str | None = None,
 ) -> ParsedAnnotations:
     for key in ("images", "annotations"):
         if key not in data or not isinstance(data[key], list):
@@ -296,7 +300,8 @@ def _parse_coco_style(
                 if k is None:
                     k = values.size // 3
                 if values.size != 3 * k:
-                    raise ValueError(f"{where}: 'keypoints' has {values.size} values, expected {3 * k} "
+                    named = f" (dataset {layout!r}, K={k})" if layout else ""
+                    raise ValueError(f"{where}{named}: 'keypoints' has {values.size} values, expected {3 * k} "
                                      f"({k} keypoints x (x, y, v)) for format {fmt!r}.")
                 raw = values.reshape(k, 3)
         if k is None:
@@ -335,7 +340,7 @@ def _parse_coco_style(
 
 
 def _parse_mpii(
-    data: list[Any], source: str, k: int | None, root: str, size_reader: SizeReader | None
+    data: list[Any], source: str, k: int | None, root: str, size_reader: SizeReader | None, layout: str | None = None
 ) -> ParsedAnnotations:
     k = 16 if k is None else k
     images: dict[str, ParsedImage] = {}
@@ -352,7 +357,8 @@ def _parse_mpii(
             raise ValueError(f"{where}: 'scale' must be positive, got {scale_raw}.")
         keypoints = np.zeros((k, 3))
         if "joints" in entry:  # the test split has no joints
-            joints = _numbers(entry["joints"], 2 * k, "joints", where + f" (K={k})").reshape(k, 2)
+            named = f" (dataset {layout!r}, K={k})" if layout else f" (K={k})"
+            joints = _numbers(entry["joints"], 2 * k, "joints", where + named).reshape(k, 2)
             if "joints_vis" not in entry:
                 raise ValueError(f"{where} has 'joints' but no 'joints_vis' (keys: {sorted(entry)}).")
             vis = _numbers(entry["joints_vis"], k, "joints_vis", where)
@@ -378,8 +384,55 @@ def _parse_mpii(
     return ParsedAnnotations(source, "mpii", k, list(images.values()), [{"id": 1, "name": "person"}])
 
 
+# ----------------------------------------------------------------------------------------------- mpii_gt_val.mat
+# Joint names of `mpii_gt_val.mat` ('dataset_joints') used by the original's PCKh summary.
+MPII_MAT_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head", "rwri", "relb",
+                   "rsho", "lsho", "lelb", "lwri")
+
+
+@dataclass
+class MpiiReference:
+    """The arrays of `mpii_gt_val.mat` the original's PCKh uses (N = validation entries, in annotation order)."""
+
+    dataset_joints: list[str]  # 16 names
+    jnt_missing: np.ndarray  # (16, N)
+    pos_gt_src: np.ndarray  # (16, 2, N), 1-based pixels
+    headboxes_src: np.ndarray  # (2, 2, N): top-left and bottom-right corner of each head box
+
+    @property
+    def num_entries(self) -> int:
+        return int(self.jnt_missing.shape[1])
+
+
+def read_mpii_reference(path: str | os.PathLike) -> MpiiReference:
+    """Read `mpii_gt_val.mat` (the original's layout); `ValueError` naming the file and the variable when wrong."""
+    path = os.fspath(path)
+    data = read_mat_file(path, "MPII ground-truth")
+    for key in ("dataset_joints", "jnt_missing", "pos_gt_src", "headboxes_src"):
+        if key not in data:
+            raise ValueError(f"MPII ground-truth file {path!r} has no variable {key!r} (variables: "
+                             f"{sorted(k for k in data if not k.startswith('__'))}); expected mpii_gt_val.mat.")
+    names = [str(np.asarray(v).reshape(-1)[0]) for v in np.asarray(data["dataset_joints"], dtype=object).reshape(-1)]
+    missing = np.asarray(data["jnt_missing"], dtype=np.float64)
+    positions = np.asarray(data["pos_gt_src"], dtype=np.float64)
+    heads = np.asarray(data["headboxes_src"], dtype=np.float64)
+    n = missing.shape[-1] if missing.ndim == 2 else -1
+    if missing.shape != (16, n) or positions.shape != (16, 2, n) or heads.shape != (2, 2, n) or len(names) != 16:
+        raise ValueError(f"MPII ground-truth file {path!r}: expected dataset_joints (16 names), jnt_missing (16, N), "
+                         f"pos_gt_src (16, 2, N), headboxes_src (2, 2, N); got {len(names)} names, {missing.shape}, "
+                         f"{positions.shape}, {heads.shape}.")
+    absent = sorted(set(MPII_MAT_JOINTS) - set(names))
+    if absent:
+        raise ValueError(f"MPII ground-truth file {path!r}: dataset_joints lacks {absent}.")
+    return MpiiReference(names, missing, positions, heads)
+
+
+
 __all__ = [
     "AIC_AREA_FACTOR",
+    "MPII_MAT_JOINTS",
+    "MpiiReference",
+    "read_mpii_reference",
     "COCO_STYLE_FORMATS",
     "DEFAULT_FORMATS",
     "FORMATS",

@@ -82,7 +82,7 @@ class CocoKeypoints(evaluate.Metric):
                     ann[key] = list(keypoints)
                 annotations.append(ann)
         data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "instance"}]}
-        gt = load_ground_truth(data, proto, spec, source="references")
+        gt = load_ground_truth(data, proto, spec, source="references", read_image_sizes=False)
         records = []
         for prediction in predictions:
             for keypoints, score, area in zip(prediction["keypoints"], prediction["scores"], prediction["areas"]):

@@ -22,57 +22,21 @@ from typing import Any
 
 import numpy as np
 
-from vitpose_plus.data.formats import ParsedAnnotations, parse_annotation_data
+from vitpose_plus.data.formats import (
+    MPII_MAT_JOINTS,
+    MpiiReference,
+    ParsedAnnotations,
+    parse_annotation_data,
+    read_mpii_reference,
+)
 from vitpose_plus.data.specs import resolve_dataset_spec
-from vitpose_plus.file_io import inspect_image_file, read_json_file, read_mat_file
+from vitpose_plus.file_io import inspect_image_file, read_json_file
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec
 from vitpose_plus.modeling.keypoint_codecs import DEFAULT_IMAGE_SIZE, DEFAULT_PADDING, box_to_center_scale, sanitize_box
 
 from .protocols import EvaluationProtocol, resolve_protocol
 
 logger = logging.getLogger(__name__)
-
-# Joint names of `mpii_gt_val.mat` ('dataset_joints') used by the original's PCKh summary.
-MPII_MAT_JOINTS = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head", "rwri", "relb",
-                   "rsho", "lsho", "lelb", "lwri")
-
-
-@dataclass
-class MpiiReference:
-    """The arrays of `mpii_gt_val.mat` the original's PCKh uses (N = validation entries, in annotation order)."""
-
-    dataset_joints: list[str]  # 16 names
-    jnt_missing: np.ndarray  # (16, N)
-    pos_gt_src: np.ndarray  # (16, 2, N), 1-based pixels
-    headboxes_src: np.ndarray  # (2, 2, N): top-left and bottom-right corner of each head box
-
-    @property
-    def num_entries(self) -> int:
-        return int(self.jnt_missing.shape[1])
-
-
-def read_mpii_reference(path: str | os.PathLike) -> MpiiReference:
-    """Read `mpii_gt_val.mat` (the original's layout); `ValueError` naming the file and the variable when wrong."""
-    path = os.fspath(path)
-    data = read_mat_file(path, "MPII ground-truth")
-    for key in ("dataset_joints", "jnt_missing", "pos_gt_src", "headboxes_src"):
-        if key not in data:
-            raise ValueError(f"MPII ground-truth file {path!r} has no variable {key!r} (variables: "
-                             f"{sorted(k for k in data if not k.startswith('__'))}); expected mpii_gt_val.mat.")
-    names = [str(np.asarray(v).reshape(-1)[0]) for v in np.asarray(data["dataset_joints"], dtype=object).reshape(-1)]
-    missing = np.asarray(data["jnt_missing"], dtype=np.float64)
-    positions = np.asarray(data["pos_gt_src"], dtype=np.float64)
-    heads = np.asarray(data["headboxes_src"], dtype=np.float64)
-    n = missing.shape[-1] if missing.ndim == 2 else -1
-    if missing.shape != (16, n) or positions.shape != (16, 2, n) or heads.shape != (2, 2, n) or len(names) != 16:
-        raise ValueError(f"MPII ground-truth file {path!r}: expected dataset_joints (16 names), jnt_missing (16, N), "
-                         f"pos_gt_src (16, 2, N), headboxes_src (2, 2, N); got {len(names)} names, {missing.shape}, "
-                         f"{positions.shape}, {heads.shape}.")
-    absent = sorted(set(MPII_MAT_JOINTS) - set(names))
-    if absent:
-        raise ValueError(f"MPII ground-truth file {path!r}: dataset_joints lacks {absent}.")
-    return MpiiReference(names, missing, positions, heads)
-
 
 @dataclass
 class GroundTruth:
@@ -97,6 +61,7 @@ def load_ground_truth(
     image_root: str | os.PathLike = "",
     mpii_gt_mat: str | os.PathLike | None = None,
     source: str | None = None,
+    read_image_sizes: bool = True,
 ) -> GroundTruth:
     """Read an evaluation file.
 
@@ -106,6 +71,8 @@ def load_ground_truth(
         spec: the keypoint layout (sigmas, K); defaults to the protocol's (OCHuman: COCO).
         image_root: folder of the images (missing image sizes are read from their headers).
         mpii_gt_mat: MPII only: `mpii_gt_val.mat`; defaults to the file next to the annotation file, as the original.
+        read_image_sizes: read sizes the file lacks from the image headers (needed for ground-truth boxes; scoring
+            alone does not need them).
     """
     if spec is None:
         if protocol is None:
@@ -134,7 +101,7 @@ def load_ground_truth(
 
     # MPII crops come from the annotation, so image sizes are not needed there.
     parsed = parse_annotation_data(data, path, proto.format, spec.num_keypoints, root,
-                                   None if proto.annotated_crops else size_reader)
+                                   size_reader if read_image_sizes and not proto.annotated_crops else None, spec.name)
     for message in parsed.warnings:
         logger.warning(message)
     image_paths = {image.image_id: os.path.join(root, image.file_name) for image in parsed.images}
