@@ -378,3 +378,74 @@ def test_bad_records_and_detections_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown evaluation protocol 'nope'"):
         resolve_protocol("nope", "coco")
 
+
+
+# ------------------------------------------------------------------------------------------------ with a model
+SIX = ["coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"]
+
+
+@pytest.fixture(scope="module")
+def six_dataset_model():
+    from conftest import make_model, tiny_config
+
+    return make_model(tiny_config(num_experts=6, part_features=8, datasets=SIX))
+
+
+@pytest.mark.parametrize("kind, protocol, head", ORACLE_CASES)
+def test_evaluate_keypoints_runs_every_protocol_with_the_processor_crops(tmp_path, six_dataset_model, kind, protocol,
+                                                                         head):
+    import torch
+
+    from vitpose_plus.evaluation.evaluate import evaluate_keypoints
+    from vitpose_plus.file_io import read_image
+    from vitpose_plus.modeling import VitPosePlusImageProcessor
+
+    files = write_fixture(kind, tmp_path)
+    model = six_dataset_model
+    processor = VitPosePlusImageProcessor.from_model_config(model.config, head)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs.get("pixel_values", args[0]
+                                                                                                if args else None)),
+                                           with_kwargs=True)
+    try:
+        result = evaluate_keypoints(model, processor, files["annotations"], files["images"], head, protocol=protocol,
+                                    mpii_gt_mat=files.get("mpii_gt_mat"), progress=False, batch_size=4)
+    finally:
+        hook.remove()
+    assert result.protocol == protocol and list(result.metrics) == list(metric_names(resolve_protocol(protocol, "")))
+    assert all(np.isfinite(v) for v in result.metrics.values())
+    gt = load_ground_truth(files["annotations"], protocol, head, files["images"], files.get("mpii_gt_mat"))
+    targets = crop_targets(gt, image_size=processor.input_size)
+    assert result.num_boxes == len(targets)
+    if protocol != "mpii":  # box crops: exactly the processor's own crops of the same boxes
+        first = targets[0].image_id
+        boxes = [list(t.bbox) for t in targets if t.image_id == first]
+        expected = processor(read_image(gt.image_paths[first]), boxes=boxes)["pixel_values"]
+        torch.testing.assert_close(seen[0][:len(boxes)], expected, rtol=0, atol=0)
+
+
+def test_evaluate_command_with_protocol_and_mpii_mat(tmp_path, six_dataset_model, capsys):
+    from vitpose_plus.cli import main
+
+    six_dataset_model.save_pretrained(tmp_path / "model")
+    mpii = write_fixture("mpii", tmp_path / "mpii")
+    mat = tmp_path / "elsewhere.mat"
+    (tmp_path / "mpii" / "mpii_gt_val.mat").rename(mat)
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "mpii", "--annotations",
+                 mpii["annotations"], "--images", mpii["images"], "--mpii-gt-mat", str(mat)]) == 0
+    out = capsys.readouterr().out
+    assert "mpii (mpii protocol): 4 instances (annotated center/scale)" in out
+    assert "| Head | Shoulder | Elbow | Wrist | Hip | Knee | Ankle | PCKh | PCKh@0.1 |" in out
+    wholebody = write_fixture("coco_wholebody", tmp_path / "wb")
+    ochuman = write_fixture("ochuman", tmp_path / "oc")
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "coco_wholebody", "--annotations",
+                 wholebody["annotations"], "--images", wholebody["images"], "--output",
+                 str(tmp_path / "wb.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| body |" in out and "| righthand |" in out
+    written = json.load(open(tmp_path / "wb.json"))
+    assert set(written[0]) == {"image_id", "category_id", "score", "keypoints", "foot_kpts", "face_kpts",
+                               "lefthand_kpts", "righthand_kpts"} and len(written[0]["face_kpts"]) == 204
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "coco", "--protocol", "ochuman",
+                 "--annotations", ochuman["annotations"], "--images", ochuman["images"]]) == 0
+    assert "coco (ochuman protocol): 6 instances (ground-truth boxes)" in capsys.readouterr().out

@@ -368,9 +368,10 @@ def _evaluate_and_log(accelerator: Any, model: Any, config: TrainingConfig, step
             metrics[dataset.name] = result.metrics
         unwrapped.train(was_training)
         if metrics:
-            summary = ", ".join(f"{name} AP {m['AP']:.4f}" for name, m in metrics.items())
+            headline = {name: ("PCKh", m["PCKh"]) if "PCKh" in m else ("AP", m["AP"]) for name, m in metrics.items()}
+            summary = ", ".join(f"{name} {key} {value:.4f}" for name, (key, value) in headline.items())
             accelerator.print(f"step {step}: {summary}")
-            accelerator.log({f"eval/{name}/AP": m["AP"] for name, m in metrics.items()}, step=step)
+            accelerator.log({f"eval/{name}/{key}": value for name, (key, value) in headline.items()}, step=step)
             _log_jsonl(log_path, {"step": step, "eval": metrics})
     accelerator.wait_for_everyone()
     return metrics
@@ -411,7 +412,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     config = load_training_config(args.config, overrides)
     result = train(config, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
     for name, metrics in result["metrics"].items():
-        print(f"{name}: AP {metrics['AP']:.4f}  AP50 {metrics['AP50']:.4f}  AR {metrics['AR']:.4f}")
+        print(f"{name}: " + "  ".join(f"{key} {metrics[key]:.4f}" for key in ("AP", "AP50", "AR", "PCKh", "PCKh@0.1")
+                                      if key in metrics))
     if result["model_dir"] is None:
         print(f"stopped at step {result['step']}; continue with --resume")
     else:
