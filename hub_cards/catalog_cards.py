@@ -7,6 +7,7 @@ import os
 
 from ..modeling.catalog import DATASET_METRICS, PRESETS, get_preset
 from ..modeling.dataset_specs import VITPOSE_PLUS_DATASETS
+from ..file_io import write_text
 from .cards import ModelCardInfo, card_info_for_model, render_model_card, validate_model_card
 
 #: The catalog's model variants: ViTPose S/B/L/H (COCO, classic decoder) and ViTPose+ S/B/L/H (six datasets).
@@ -113,16 +114,17 @@ def catalog_cards(org: str = "your-org") -> dict[str, ModelCardInfo]:
     return cards
 
 
-def write_catalog_cards(output_dir: str | os.PathLike, org: str = "your-org") -> list[str]:
+def write_catalog_cards(output_dir: str | os.PathLike, org: str = "your-org", progress: bool = False) -> list[str]:
     """Render and validate every catalog card into `output_dir/<repo name>/README.md`; returns the written paths."""
+    from tqdm.auto import tqdm
+
     paths = []
-    for name, info in catalog_cards(org).items():
+    for name, info in tqdm(catalog_cards(org).items(), desc="cards", unit="card", disable=not progress):
         text = render_model_card(info)
         validate_model_card(text, source=name)
         folder = os.path.join(os.fspath(output_dir), name)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, "README.md")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_text(path, text)
         paths.append(path)
     return paths

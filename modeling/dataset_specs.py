@@ -155,22 +155,6 @@ class KeypointDatasetSpec:
         return spec
 
 
-def _synthetic_hand_spec() -> KeypointDatasetSpec:
-    """A 21-keypoint hand (COCO-WholeBody hand order) drawn by `training.synthetic`; non-UDP like WholeBody."""
-    names = ("wrist",) + tuple(f"{f}{j}" for f in ("thumb", "index", "middle", "ring", "pinky") for j in range(1, 5))
-    # Each finger is a chain from the wrist: wrist-1-2-3-4.
-    skeleton = tuple((0 if j == 0 else 1 + 4 * f + j - 1, 1 + 4 * f + j) for f in range(5) for j in range(4))
-    return KeypointDatasetSpec(
-        name="synthetic_hand",
-        keypoint_names=names,
-        skeleton=skeleton,
-        sigmas=(0.05,) + (0.04,) * 20,
-        use_udp=False,
-        use_half_body=False,
-        source_dataset_name="synthetic_hand",
-    )
-
-
 @lru_cache(maxsize=1)
 def _builtin_specs() -> dict[str, KeypointDatasetSpec]:
     with open(_SPECS_FILE, encoding="utf-8") as handle:
@@ -182,13 +166,11 @@ def _builtin_specs() -> dict[str, KeypointDatasetSpec]:
         entry["use_udp"] = name in _UDP_DATASETS
         entry["use_half_body"] = name not in _NO_HALF_BODY_DATASETS
         specs[name] = KeypointDatasetSpec.from_dict(entry)
-    specs["synthetic_hand"] = _synthetic_hand_spec()  # the offline synthetic data's third layout
     return specs
 
 
 def builtin_dataset_names() -> tuple[str, ...]:
-    """Names of the datasets shipped with the package: the six ViTPose+ datasets in dataset-index order, then the
-    synthetic hand layout."""
+    """Names of the datasets shipped with the package: the six ViTPose+ datasets in dataset-index order."""
     return tuple(_builtin_specs())
 
 

@@ -126,10 +126,10 @@ def test_convert_mae(tmp_path):
     path = save_pth(mae, tmp_path / "mae_pretrain_vit_small.pth", wrap="model")
     out = tmp_path / "mae"
     args = ["convert", "mae", "--checkpoint", path, "--preset", "vitpose-plus-small", "--output", str(out)]
-    tiny = ["--override", "hidden_size=48", "--override", "part_features=12"]
+    tiny = ["--set", "hidden_size=48", "--set", "part_features=12"]
     # a preset of another depth is refused, naming what is missing
     assert cli.main([*args, *tiny]) == 1
-    assert cli.main([*args, *tiny, "--override", "num_hidden_layers=2", "--override", "image_size=[384,288]"]) == 0
+    assert cli.main([*args, *tiny, "--set", "num_hidden_layers=2", "--set", "image_size=[384,288]"]) == 0
     model = VitPosePlusForPoseEstimation.from_pretrained(out)
     ours = model.state_dict()
     assert ours["backbone.embeddings.position_embeddings"].shape == (1, 24 * 18 + 1, 48)
@@ -154,8 +154,9 @@ def test_command_modules_can_register_groups(monkeypatch, capsys):
     assert "hello pose" in capsys.readouterr().out
 
 
-def test_module_entry_points_run():
-    module = "vitpose_plus.conversion.convert_original"
-    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+def test_python_m_vitpose_plus_is_the_command():
+    # One entry point: `python -m vitpose_plus` (what `accelerate launch -m vitpose_plus` and torchrun run).
+    done = subprocess.run([sys.executable, "-m", "vitpose_plus", "convert", "original", "--help"],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "--checkpoint" in done.stdout and "--verify" in done.stdout
+    assert "--checkpoint" in done.stdout and "--verify" in done.stdout and "5GB)" in done.stdout

@@ -1,9 +1,8 @@
-"""Loading, synthetic data, training transforms and bad input."""
+"""The data layer (vitpose_plus.data): loading into per-image rows, synthetic data, bad input."""
 
 import copy
 import json
 import logging
-import os
 
 import cv2
 import numpy as np
@@ -11,12 +10,10 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from vitpose_plus.data.datasets import load_keypoint_dataset
+from vitpose_plus.data.datasets import flatten_top_down, load_keypoint_dataset, top_down_instances
 from vitpose_plus.data.synthetic import SYNTHETIC_HAND_SPEC, make_synthetic_dataset
 from vitpose_plus.file_io import decode_image
 from vitpose_plus.modeling.dataset_specs import get_dataset_spec
-from vitpose_plus.modeling.keypoint_codecs import box_to_center_scale
-from vitpose_plus.training.transforms import TopDownTransform
 
 
 @pytest.fixture(scope="module")
@@ -71,72 +68,21 @@ def test_load_synthetic_into_datasets(coco_synth, tmp_path):
     ds, stats = load_keypoint_dataset(ann, root, "coco", return_stats=True)
     data = json.load(open(ann))
     kept = [a for a in data["annotations"] if a["num_keypoints"] > 0]
-    assert len(ds) == stats.num_instances == len(kept)
-    assert stats.num_instances + stats.num_skipped == stats.num_annotations
+    assert len(ds) == len(data["images"]) == stats.num_images  # one row per image
+    assert stats.num_top_down == len(kept) and stats.num_annotations == len(data["annotations"])
+    assert stats.num_top_down + stats.num_skipped == stats.num_annotations
     row = ds[0]
-    assert set(row) == {"image", "image_id", "annotation_id", "bbox", "keypoints", "area", "dataset"}
-    assert np.asarray(row["keypoints"]).shape == (17, 3) and row["dataset"] == "coco"
+    assert set(row) == {"image", "image_id", "file_name", "width", "height", "dataset", "format", "instances"}
+    assert len(row["instances"]["keypoints"][0]) == 51 and row["dataset"] == "coco"
     assert row["image"].size == (256, 256)
-    ds.save_to_disk(str(tmp_path / "saved"))
+    flat = flatten_top_down(ds)
+    assert len(flat) == len(kept) and np.asarray(flat[0]["keypoints"]).shape == (17, 3)
+    flat.save_to_disk(str(tmp_path / "saved"))
     from datasets import load_from_disk
 
     again = load_from_disk(str(tmp_path / "saved"))
-    assert again[0]["annotation_id"] == row["annotation_id"]
-    np.testing.assert_array_equal(np.asarray(again[0]["image"]), np.asarray(row["image"]))
-
-
-def test_transform_outputs_and_eval_geometry(coco_synth):
-    ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
-    val = ds.with_transform(TopDownTransform("coco", dataset_index=0, train=False, pad_to=133))
-    s = val[0]
-    assert s["pixel_values"].shape == (3, 256, 192) and s["pixel_values"].dtype == np.float32
-    assert s["labels"].shape == (133, 64, 48) and s["label_weights"].shape == (133,)
-    assert s["label_weights"][17:].sum() == 0 and s["dataset_index"] == 0
-    c, sc = box_to_center_scale(ds[0]["bbox"])
-    np.testing.assert_allclose(s["center"], c, rtol=1e-6)
-    np.testing.assert_allclose(s["scale"], sc, rtol=1e-6)
-    kp = np.asarray(ds[0]["keypoints"])
-    w = s["label_weights"][:17]
-    np.testing.assert_array_equal(w > 0, kp[:, 2] > 0)  # inside the padded box: weight = visibility
-    # ImageNet-normalised: a zero (border) pixel maps to -mean/std
-    assert s["pixel_values"].min() >= -2.2 and s["pixel_values"].max() <= 2.7
-
-
-def test_train_transform_seeded_and_augmenting(coco_synth):
-    ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
-    rows = ds[:3]
-    t1 = TopDownTransform("coco", train=True, seed=11)
-    t2 = TopDownTransform("coco", train=True, seed=11)
-    a, b = t1(rows), t2(rows)
-    for x, y in zip(a["pixel_values"], b["pixel_values"]):
-        np.testing.assert_array_equal(x, y)
-    many = [TopDownTransform("coco", train=True, seed=i, half_body_prob=0).transform_example(
-        decode_image(rows["image"][0]), rows["bbox"][0], np.asarray(rows["keypoints"][0])) for i in range(30)]
-    rots = np.array([m["rotation"] for m in many])
-    assert (rots == 0).any() and (rots != 0).any() and np.abs(rots).max() <= 80
-    assert any(m["flipped"] for m in many) and not all(m["flipped"] for m in many)
-    ratios = np.array([m["scale"][1] for m in many]) / box_to_center_scale(rows["bbox"][0])[1][1]
-    assert ratios.min() >= 0.5 - 1e-6 and ratios.max() <= 1.5 + 1e-6
-
-
-def test_flip_in_transform_is_consistent(coco_synth):
-    """A flipped sample's target equals the unflipped target of the mirrored image with swapped labels."""
-    ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
-    row = ds[0]
-    image = decode_image(row["image"])
-    kp = np.asarray(row["keypoints"], dtype=np.float64)
-    spec = get_dataset_spec("coco")
-    t = TopDownTransform(spec, train=True, flip_prob=1.0, half_body_prob=0, scale_factor=0, rotation_prob=0,
-                         center_jitter_prob=0)
-    flipped = t.transform_example(image, row["bbox"], kp, rng=np.random.default_rng(0))
-    plain = TopDownTransform(spec, train=False).transform_example(image, row["bbox"], kp)
-    # mirror the un-flipped crop around its centre (UDP: x -> 191 - x) and swap channels
-    perm = spec.flip_permutation()
-    np.testing.assert_allclose(flipped["labels"], plain["labels"][perm][:, :, ::-1], atol=1e-5)
-    np.testing.assert_allclose(flipped["pixel_values"], plain["pixel_values"][:, :, ::-1], atol=0.05)
+    assert again[0]["annotation_id"] == flat[0]["annotation_id"]
+    np.testing.assert_array_equal(np.asarray(again[0]["image"]), np.asarray(flat[0]["image"]))
 
 
 def test_mpii_format(tmp_path):
@@ -146,13 +92,10 @@ def test_mpii_format(tmp_path):
     entry = {"image": "a.jpg", "center": [150.0, 140.0], "scale": 1.0, "joints": joints, "joints_vis": [1] * 16}
     path = tmp_path / "mpii.json"
     path.write_text(json.dumps([entry]))
-    ds = load_keypoint_dataset(path, tmp_path, "mpii")
-    row = ds[0]
-    np.testing.assert_allclose(row["center"], [149.0, 140.0 + 15 - 1])
-    np.testing.assert_allclose(row["scale"], [1.25, 1.25])
-    np.testing.assert_allclose(np.asarray(row["keypoints"])[0], [99.0, 149.0, 1.0])
-    s = ds.with_transform(TopDownTransform("mpii", train=False))[0]
-    np.testing.assert_allclose(s["center"], [149.0, 154.0])
+    (instance,) = top_down_instances(load_keypoint_dataset(path, tmp_path, "mpii")[0])
+    np.testing.assert_allclose(instance.center, [149.0, 140.0 + 15 - 1])
+    np.testing.assert_allclose(instance.scale, [1.25, 1.25])
+    np.testing.assert_allclose(instance.keypoints[0], [99.0, 149.0, 1.0])
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -200,13 +143,13 @@ def test_invalid_json_and_unreadable_image(tmp_path):
         load_keypoint_dataset(bad, tmp_path, "coco")
     data = _coco(tmp_path)
     (tmp_path / "img.png").write_bytes(b"garbage, not a png")
-    with pytest.raises(ValueError, match=r"img.png.*annotation ids 5.*not a readable image"):
+    with pytest.raises(ValueError, match=r"img.png.*not a readable image"):
         load_keypoint_dataset(_write(tmp_path, data), tmp_path, "coco")
     with pytest.raises(ValueError, match="could not be decoded"):
         decode_image({"path": str(tmp_path / "img.png"), "bytes": None}, "annotation_id 5")
 
 
-def test_skips_are_counted_and_strict_raises(tmp_path, caplog):
+def test_skips_are_counted_with_ids(tmp_path, caplog):
     data = _coco(tmp_path)
     good = data["annotations"][0]
     zero_box = dict(copy.deepcopy(good), id=6, bbox=[5, 5, 0, 10])
@@ -217,18 +160,17 @@ def test_skips_are_counted_and_strict_raises(tmp_path, caplog):
     path = _write(tmp_path, data)
     with caplog.at_level(logging.WARNING):
         ds, stats = load_keypoint_dataset(path, tmp_path, "coco", return_stats=True)
-    assert len(ds) == 1 and stats.skipped_invalid_box == 2 and stats.skipped_without_keypoints == 2
-    assert sorted(stats.skipped_annotation_ids) == [6, 7, 8, 9]
-    assert "skipped 2 without labelled keypoints and 2 with an empty box" in caplog.text
-    with pytest.raises(ValueError, match="annotation id 6: bbox"):
-        load_keypoint_dataset(path, tmp_path, "coco", strict=True)
+    assert len(ds) == 1 and len(ds[0]["instances"]["annotation_id"]) == 5 and stats.num_top_down == 1
+    assert stats.skipped == {"empty_box": [6, 7], "all_zero_keypoints": [8], "no_keypoints": [9]}
+    assert "top-down skips: 2 empty_box, 1 no_keypoints, 1 all_zero_keypoints" in caplog.text
 
 
 def test_box_is_sanitised_like_the_original(tmp_path):
     data = _coco(tmp_path)
     data["annotations"][0]["bbox"] = [-10, 50, 200, 100]
     ds = load_keypoint_dataset(_write(tmp_path, data), tmp_path, "coco")
-    np.testing.assert_allclose(ds[0]["bbox"], [0, 50, 79, 49])
+    assert ds[0]["instances"]["bbox"][0] == [-10, 50, 200, 100]  # as in the file
+    np.testing.assert_allclose(top_down_instances(ds[0])[0].bbox, [0, 50, 79, 49])
 
 
 def test_grayscale_rgba_and_16bit_images_become_rgb(tmp_path):
@@ -251,15 +193,3 @@ def test_grayscale_rgba_and_16bit_images_become_rgb(tmp_path):
     pil16 = Image.open(tmp_path / "d.png")
     np.testing.assert_array_equal(decode_image(pil16)[..., 0], np.rint(g16 / 257).astype(np.uint8))
     assert decode_image(Image.fromarray(rgba[..., :3])).shape == (12, 10, 3)
-
-
-def test_missing_image_at_decode_names_annotation(tmp_path, coco_synth):
-    ann, root = coco_synth
-    ds = load_keypoint_dataset(ann, root, "coco")
-    from datasets import Image
-
-    raw = ds.cast_column("image", Image(decode=False))
-    rows = raw[:1]
-    rows["image"] = [{"path": os.path.join(root, "nope.jpg"), "bytes": None}]
-    with pytest.raises(ValueError, match=r"nope.jpg.*annotation_id"):
-        TopDownTransform("coco", train=False)(rows)

@@ -15,7 +15,7 @@ from vitpose_plus.modeling.dataset_specs import (
 
 
 def test_builtin_specs_match_reference_table():
-    assert builtin_dataset_names() == (*VITPOSE_PLUS_DATASETS, "synthetic_hand")
+    assert builtin_dataset_names() == VITPOSE_PLUS_DATASETS
     expected = {"coco": (17, 8, True), "aic": (14, 6, False), "mpii": (16, 6, True), "ap10k": (17, 7, False),
                 "apt36k": (17, 7, False), "coco_wholebody": (133, 61, False)}
     for name, (k, pairs, udp) in expected.items():

@@ -27,7 +27,10 @@ def _run(path, x: torch.Tensor) -> torch.Tensor:
 def test_onnx_parity_with_the_plus_model(plus_model, tmp_path, dataset, k):
     result = export_onnx(plus_model, tmp_path / "m.onnx", dataset=dataset)
     assert result.dataset == dataset and result.num_keypoints == k and result.opset == 17
-    assert set(result.max_abs_difference) == {2, 3} and result.worst <= 1e-4
+    assert set(result.max_abs_difference) == {"heatmaps, batch 2", "heatmaps, batch 3", "keypoints (px)"}
+    assert max(v for key, v in result.max_abs_difference.items() if key.startswith("heatmaps")) <= 1e-4
+    # keypoints through the shared TopDownPredictor: DARK's Newton step amplifies 1e-7 on these flat random heatmaps
+    assert result.max_abs_difference["keypoints (px)"] <= 1e-2
     x = torch.randn(5, 3, 64, 48, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():  # the full MoE model on this dataset, K channels
         expected = plus_model(x, dataset_index=dataset).heatmaps[:, :k]
@@ -50,16 +53,20 @@ def test_export_cli_prints_difference(tmp_path, capsys):
     out = tmp_path / "dense.onnx"
     assert main(["export", "onnx", "--model", str(folder), "--output", str(out)]) == 0  # single dataset: no --dataset
     text = capsys.readouterr().out
-    assert "onnxruntime vs PyTorch max abs difference: batch 2:" in text and "batch 3:" in text and out.is_file()
+    assert "onnxruntime vs PyTorch max abs difference: heatmaps, batch 2:" in text and "keypoints (px):" in text
+    assert out.is_file()
+    assert main(["export", "onnx", "--model", str(folder), "--output", str(out)]) == 1  # never overwritten silently
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["export", "onnx", "--model", str(folder), "--output", str(out), "--overwrite"]) == 0
 
 
 def test_export_errors(plus_model, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"datasets \['coco', 'aic', 'mpii'\]; choose one"):
         export_onnx(plus_model, tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="Unknown dataset 'ap10k'"):
-        export_onnx(plus_model, tmp_path / "m.onnx", dataset="ap10k")
+        export_onnx(plus_model, tmp_path / "m2.onnx", dataset="ap10k")
     with pytest.raises(ValueError, match="opset must be >= 17"):
-        export_onnx(plus_model, tmp_path / "m.onnx", dataset="coco", opset=13)
+        export_onnx(plus_model, tmp_path / "m3.onnx", dataset="coco", opset=13)
     with pytest.raises(ValueError, match="merge it first"):
         HeatmapExportModule(plus_model)
     folder = tmp_path / "model"

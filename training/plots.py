@@ -21,7 +21,8 @@ def plot_learning_curve(log_path: str | os.PathLike, output_png: str | os.PathLi
                 steps.append(record["step"])
                 losses.append(record["loss"])
             for name, metrics in record.get("eval", {}).items():
-                evals.setdefault(name, []).append((record["step"], metrics["AP"]))
+                evals.setdefault(name, []).append((record["step"], metrics["AP"] if "AP" in metrics else
+                                                   metrics["PCKh"] / 100.0))  # MPII: PCKh as a fraction
     fig, loss_axis = plt.subplots(figsize=(8, 4.5), dpi=110)
     loss_axis.plot(steps, losses, color="tab:blue", label="training loss")
     loss_axis.set_yscale("log")

@@ -541,7 +541,7 @@ def evaluate_run(accelerator: Any, model: Any, config: TrainingConfig, step: int
             continue
         prepared, records = predict_split(
             unwrapped, processor, dataset.val.annotations, dataset.val.images, index,
-            detections_file=dataset.val.detections, mpii_gt_mat=dataset.val.mpii_gt_mat, format=dataset.val.format,
+            detections_file=dataset.val.detections, mpii_gt_mat=dataset.val.mpii_gt_mat,
             batch_size=config.runtime.eval_batch_size, flip_test=config.runtime.flip_test, progress=False,
             shard=(accelerator.process_index, accelerator.num_processes),
         )

@@ -31,7 +31,7 @@ import torch
 
 from vitpose_plus.evaluation.metrics import coco_keypoint_ap
 from vitpose_plus.modeling import VitPosePlusConfig
-from vitpose_plus.modeling.keypoint_codecs import decode_heatmaps
+from vitpose_plus.modeling.keypoint_codecs import codec_for
 
 from .data_pipeline import KeypointCollator
 
@@ -55,8 +55,9 @@ def crop_space_records(
     Returns:
         A COCO ground-truth dict and prediction records for `coco_keypoint_ap`.
     """
-    predicted, scores = decode_heatmaps(torch.as_tensor(heatmaps), use_udp=use_udp)
-    target, _ = decode_heatmaps(torch.as_tensor(labels), use_udp=use_udp)
+    codec = codec_for(use_udp)
+    predicted, scores = codec.decode(torch.as_tensor(heatmaps))
+    target, _ = codec.decode(torch.as_tensor(labels))
     n, k, h, w = heatmaps.shape
     area = float(h * w) / PADDING**2
     box = [w * (1 - 1 / PADDING) / 2, h * (1 - 1 / PADDING) / 2, w / PADDING, h / PADDING]

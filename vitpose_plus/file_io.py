@@ -98,8 +98,8 @@ def decode_image(value: Any, context: str = "") -> np.ndarray:
     """An `image` cell (PIL image, `{"path", "bytes"}` dict from `Image(decode=False)`, path or array) to RGB uint8.
 
     Grayscale is repeated to three channels, alpha is dropped and 16-bit images are scaled by 1/257 (rounded). An
-    empty file, a truncated JPEG (no end-of-image marker: OpenCV would silently return a partly grey picture) and an
-    undecodable file raise `ValueError` naming the file and `context` (e.g. the annotation id).
+    empty file, a truncated JPEG or PNG (no end-of-image marker: OpenCV would silently return a partly grey picture)
+    and an undecodable file raise `ValueError` naming the file and `context` (e.g. the annotation id).
 
     Returns:
         `(H, W, 3)` uint8 array.
@@ -120,8 +120,9 @@ def decode_image(value: Any, context: str = "") -> np.ndarray:
                 raise ValueError(f"Cannot read image file {file_path!r}{where}: {err}") from err
         if not raw:
             raise ValueError(f"Image {file_path!r}{where} is empty (0 bytes).")
-        if raw[:2] == b"\xff\xd8" and raw.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-            raise ValueError(f"Image {file_path!r}{where} is a truncated JPEG (no end-of-image marker).")
+        kind = "JPEG" if raw[:2] == b"\xff\xd8" else "PNG" if raw[:8] == b"\x89PNG\r\n\x1a\n" else None
+        if kind is not None and _END_MARKERS[kind] not in raw[-_TAIL_WINDOW:]:
+            raise ValueError(f"Image {file_path!r}{where} is a truncated {kind} (its end-of-image marker is missing).")
         arr = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         if arr is None:
             raise ValueError(f"Image {file_path!r}{where} could not be decoded (corrupt, truncated or not an image).")
@@ -145,6 +146,77 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Image file {path!r} does not exist.")
     return decode_image(path)
+
+
+def read_mat_file(path: str | os.PathLike, what: str = "MATLAB") -> dict[str, Any]:
+    """Variables of a MATLAB `.mat` file (`scipy.io.loadmat`); `ValueError` naming the file when unreadable."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} file {path!r} does not exist.")
+    try:
+        from scipy.io import loadmat
+    except ImportError as err:  # pragma: no cover - scipy is a dependency
+        raise ValueError(f"Reading {what} file {path!r} needs scipy (pip install scipy).") from err
+    try:
+        return loadmat(path)
+    except Exception as err:  # scipy raises several types for broken files
+        raise ValueError(f"{what} file {path!r} is not a readable .mat file: {err}") from err
+
+
+IMAGE_CHECK_DEPTHS = ("none", "exists", "header", "decode")
+"""How deep `inspect_image_file` looks: nothing, a non-empty file, the header plus the end-of-file marker, a decode."""
+
+# End-of-image markers searched in a file's last bytes: a JPEG cut short loses its EOI marker (0xFFD9 cannot occur
+# inside the entropy-coded data), a PNG its IEND chunk. Some writers append a few padding bytes, hence the window.
+_TAIL_WINDOW = 64
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+
+
+def inspect_image_file(path: str | os.PathLike, depth: str = "header") -> tuple[int, int] | None:
+    """Check that an image file is present and readable without decoding it (unless `depth="decode"`).
+
+    Args:
+        path: the image file.
+        depth: `"none"` (no check), `"exists"` (a non-empty file), `"header"` (the header parses and, for JPEG and
+            PNG, the file ends with its end-of-image marker, which catches truncated files cheaply) or `"decode"`
+            (the pixels decode).
+
+    Returns:
+        `(width, height)` from the header (`None` for depths `"none"` and `"exists"`). Raises `ValueError` naming the
+        file and what is wrong (missing, 0 bytes, truncated, not an image).
+    """
+    if depth not in IMAGE_CHECK_DEPTHS:
+        raise ValueError(f"Unknown image check depth {depth!r}; use one of {IMAGE_CHECK_DEPTHS}.")
+    if depth == "none":
+        return None
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise ValueError(f"Image file {path!r} does not exist.") from None
+    if size == 0:
+        raise ValueError(f"Image file {path!r} is empty (0 bytes).")
+    if depth == "exists":
+        return None
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as img:
+            width, height = img.size
+            kind = img.format
+            if depth == "decode":
+                img.load()
+    except Exception as err:  # PIL raises several types for broken files
+        raise ValueError(f"Image file {path!r} is not a readable image: {err}") from err
+    marker = _END_MARKERS.get(kind or "")
+    if marker is not None:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, size - _TAIL_WINDOW))
+            tail = handle.read()
+        if marker not in tail:
+            raise ValueError(f"Image file {path!r} is truncated: its {kind} end-of-image marker is missing "
+                             f"({size} bytes).")
+    return int(width), int(height)
 
 
 # ------------------------------------------------------------------------------------------------------ writing
@@ -348,15 +420,18 @@ def _replace_folder(staging: str, target: str) -> None:
 
 
 __all__ = [
+    "IMAGE_CHECK_DEPTHS",
     "MODEL_CLASSES",
     "FolderLock",
     "atomic_write",
     "check_local_path",
     "decode_image",
+    "inspect_image_file",
     "load_model_folder",
     "parse_yaml",
     "read_image",
     "read_json_file",
+    "read_mat_file",
     "read_yaml_file",
     "save_model_folder",
     "write_json",

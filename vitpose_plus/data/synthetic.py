@@ -35,7 +35,27 @@ import numpy as np
 
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 
-SYNTHETIC_HAND_SPEC = get_dataset_spec("synthetic_hand")
+
+def _synthetic_hand_spec() -> KeypointDatasetSpec:
+    """A 21-keypoint hand (COCO-WholeBody hand order) drawn by this module; non-UDP like WholeBody."""
+    names = ("wrist",) + tuple(f"{f}{j}" for f in ("thumb", "index", "middle", "ring", "pinky") for j in range(1, 5))
+    # Each finger is a chain from the wrist: wrist-1-2-3-4.
+    skeleton = tuple((0 if j == 0 else 1 + 4 * f + j - 1, 1 + 4 * f + j) for f in range(5) for j in range(4))
+    return KeypointDatasetSpec(
+        name="synthetic_hand",
+        keypoint_names=names,
+        skeleton=skeleton,
+        sigmas=(0.05,) + (0.04,) * 20,
+        use_udp=False,
+        use_half_body=False,
+        source_dataset_name="synthetic_hand",
+    )
+
+
+SYNTHETIC_HAND_SPEC = _synthetic_hand_spec()
+"""The synthetic data's third layout (besides the built-in human and quadruped layouts)."""
+SYNTHETIC_SPECS: dict[str, KeypointDatasetSpec] = {SYNTHETIC_HAND_SPEC.name: SYNTHETIC_HAND_SPEC}
+"""Layouts only the synthetic generator has, by name (`vitpose_plus.data.resolve_dataset_spec` resolves them)."""
 _HAND_NAMES = SYNTHETIC_HAND_SPEC.keypoint_names
 
 # Name of each spec keypoint in the human figure model (the figure has a superset of joints).
@@ -240,7 +260,7 @@ def render_synthetic_image(
         `image` `(H, W, 3)` RGB uint8 and one dict per figure with `keypoints` `(K, 3)` (COCO visibility),
         `bbox` (xywh), `area` and `num_keypoints`.
     """
-    width, height = int(image_size[0]), int(image_size[1])
+    height, width = int(image_size[0]), int(image_size[1])
     family = figure_family(spec)
     model, (min_size, max_size) = _FAMILIES[family]
     img = _background(rng, height, width)
@@ -314,13 +334,13 @@ def make_synthetic_dataset(
 
     Args:
         spec: a built-in human or quadruped dataset name, `SYNTHETIC_HAND_SPEC`, or a compatible spec.
-        image_size: `(width, height)` of the images.
+        image_size: `(height, width)` of the images.
         max_instances: figures per image are drawn uniformly from 1..max_instances.
 
     Returns:
         Path of the annotation JSON (the image root is `out_dir`).
     """
-    spec = get_dataset_spec(spec)
+    spec = SYNTHETIC_SPECS[spec] if isinstance(spec, str) and spec in SYNTHETIC_SPECS else get_dataset_spec(spec)
     figure_family(spec)  # fail early for unsupported layouts
     out_dir = os.fspath(out_dir)
     os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
@@ -376,13 +396,14 @@ def synthetic_dataset(
     tmp = tempfile.mkdtemp(prefix="vitpose_synthetic_")
     try:
         ann = make_synthetic_dataset(spec, num_images, seed, tmp, **kwargs)
-        yield load_keypoint_dataset(ann, tmp, get_dataset_spec(spec))
+        yield load_keypoint_dataset(ann, tmp, spec)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = [
     "SYNTHETIC_HAND_SPEC",
+    "SYNTHETIC_SPECS",
     "figure_family",
     "make_synthetic_dataset",
     "render_synthetic_image",

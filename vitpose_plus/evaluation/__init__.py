@@ -1,7 +1,9 @@
 """Evaluation exactly as the original (`vitpose_plus.evaluation`).
 
-Modules: `metrics` (OKS-NMS, COCO keypoint AP/AR, PCKh), `evaluate` (top-down evaluation of a model on a keypoint
-file), `coco_keypoints_metric` (the same metric as an `evaluate` module).
+Modules: `protocols` (per-dataset protocols), `ground_truth` (evaluation files per protocol and the crop targets),
+`records` (prediction records), `scoring` (OKS-NMS and the protocol's metric over records), `metrics` (OKS-NMS,
+xtcocotools keypoint AP on pycocotools, MPII PCKh), `evaluate` (a model on a file: targets -> records -> score),
+`coco_keypoints_metric` (the same scoring as an `evaluate` module).
 """
 
 import os

@@ -40,17 +40,33 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         detections_file=args.detections, detection_score_threshold=args.detection_threshold,
         batch_size=args.batch_size, flip_test=not args.no_flip_test,
         nms_threshold=None if args.no_nms else args.nms_threshold, progress=not args.no_progress,
+        protocol=args.protocol, mpii_gt_mat=args.mpii_gt_mat,
     )
     boxes = "detections" if args.detections else "ground-truth boxes"
-    print(f"{result.dataset}: {result.num_boxes} instances ({boxes}), flip test {'off' if args.no_flip_test else 'on'}")
-    print("| " + " | ".join(result.metrics) + " |")
-    print("|" + "---|" * len(result.metrics))
-    print("| " + " | ".join(f"{v:.4f}" for v in result.metrics.values()) + " |")
+    boxes = "annotated center/scale" if result.protocol == "mpii" else boxes
+    print(f"{result.dataset} ({result.protocol} protocol): {result.num_boxes} instances ({boxes}), "
+          f"flip test {'off' if args.no_flip_test else 'on'}")
+    print(metrics_table(result.metrics))
     if args.output:
-        records = [{k: r[k] for k in ("image_id", "category_id", "keypoints", "score")} for r in result.predictions]
-        write_json(args.output, records, indent=None)
+        write_json(args.output, result.results, indent=None)
         print(f"predictions (COCO results format) written to {args.output}")
     return 0
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    """A markdown table of metrics; COCO-WholeBody gets one row per part (`body_AP` -> row `body`, column `AP`)."""
+    groups: dict[str, dict[str, float]] = {}
+    for name, value in metrics.items():
+        part, _, metric = name.rpartition("_") if name.count("_") and not name.startswith("PCKh") else ("", "", name)
+        groups.setdefault(part or "all", {})[metric] = value
+    header = list(next(iter(groups.values())))
+    several = len(groups) > 1
+    lines = ["| " + " | ".join(["", *header] if several else header) + " |",
+             "|" + "---|" * (len(header) + several)]
+    for part, values in groups.items():
+        cells = [f"{values[m]:.4f}" if m in values else "" for m in header]
+        lines.append("| " + " | ".join([part, *cells] if several else cells) + " |")
+    return "\n".join(lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,14 +74,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", formatter_class=DefaultsFormatter,
         help="keypoint metrics of a model on an annotation file, exactly as the original",
-        description="Top-down evaluation: ground-truth or detector boxes, flip test, per-dataset decoding, "
-                    "rescoring, OKS-NMS, and the dataset's metric (COCO-style AP with its sigmas, PCKh for MPII).",
+        description="Top-down evaluation per dataset protocol: ground-truth or detector boxes (MPII: annotated "
+                    "center/scale), flip test, the model's decoding, rescoring, OKS-NMS, and the dataset's metric "
+                    "(COCO-style AP with its sigmas, per-part COCO-WholeBody AP, PCKh for MPII).",
     )
     evaluate.add_argument("--model", required=True, help="saved model folder")
     dataset_argument(evaluate, required=True)
     evaluate.add_argument("--annotations", required=True, help="annotation file in its released format")
     evaluate.add_argument("--images", required=True, help="folder the annotation file names are relative to")
     evaluate.add_argument("--detections", default=None, help="COCO detection results JSON (default: GT boxes)")
+    evaluate.add_argument("--protocol", default=None,
+                          help="coco, ochuman, aic, mpii, ap10k, apt36k, coco_wholebody or generic "
+                               "(default: from --dataset; OCHuman: --dataset coco --protocol ochuman)")
+    evaluate.add_argument("--mpii-gt-mat", default=None,
+                          help="MPII: mpii_gt_val.mat with the head boxes (default: next to --annotations)")
     evaluate.add_argument("--detection-threshold", type=float, default=0.0,
                           help="keep detections with a score >= this (the original's det_bbox_thr)")
     evaluate.add_argument("--batch-size", type=int, default=32)
@@ -75,6 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--dark-kernel", type=int, default=None,
                           help="DARK-UDP blur kernel (default: the model's preprocessor_config.json, 11 for 64x48)")
     evaluate.add_argument("--device", default=None)
-    evaluate.add_argument("--output", default=None, help="write the kept predictions as COCO results JSON")
+    evaluate.add_argument("--output", default=None, help="write the results as the original writes them (COCO "
+                          "results JSON; WholeBody with its part keys)")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(func=_run_evaluate)
