@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
+from ..file_io import write_text
 from ..modeling.catalog import DATASET_METRICS, PRESETS, get_preset
 from ..modeling.dataset_specs import VITPOSE_PLUS_DATASETS
-from ..file_io import write_text
 from .cards import ModelCardInfo, card_info_for_model, render_model_card, validate_model_card
 
 #: The catalog's model variants: ViTPose S/B/L/H (COCO, classic decoder) and ViTPose+ S/B/L/H (six datasets).
