@@ -451,6 +451,8 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["VitPosePlusEmbeddings", "VitPosePlusLayer"]
     _supports_sdpa = True
     _supports_flash_attn = False
+    #: Auto classes (besides AutoConfig) that `save_pretrained` names in `auto_map`: class names in the model's module.
+    _auto_map_classes = {"AutoModel": "VitPosePlusModel", "AutoModelForPoseEstimation": "VitPosePlusForPoseEstimation"}
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """Save as a Hub-ready folder. The config's `auto_map` names every auto class of this model (config, backbone,
@@ -459,13 +461,8 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
         module = type(self).__module__.rsplit(".", 1)[-1]
         config_module = type(self.config).__module__.rsplit(".", 1)[-1]
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map.update(
-            {
-                "AutoConfig": f"{config_module}.{type(self.config).__name__}",
-                "AutoModel": f"{module}.VitPosePlusModel",
-                "AutoModelForPoseEstimation": f"{module}.VitPosePlusForPoseEstimation",
-            }
-        )
+        auto_map["AutoConfig"] = f"{config_module}.{type(self.config).__name__}"
+        auto_map.update({auto: f"{module}.{name}" for auto, name in self._auto_map_classes.items()})
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
 
