@@ -15,7 +15,8 @@ Everything a whole-image pipeline needs besides grouping (`bottom_up_grouping`):
 
 Sizes are `(width, height)` pairs like the original configs; joints are `(num_people, K, 3)` `(x, y, v)` arrays.
 
-Only numpy and the standard library are imported so that this file can travel with the modeling code to the Hub.
+Only numpy and the standard library are imported (OpenCV optionally) so that this file can travel with the modeling
+code to the Hub.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+try:  # optional: cv2.getAffineTransform gives bit-identical matrices (cv2.warpAffine's fixed-point sampling is
+    import cv2  # sensitive to the last bits); the numpy solve is used without OpenCV
+except ImportError:  # pragma: no cover - exercised only without OpenCV
+    cv2 = None
 
 PIXEL_STD = 200.0
 """The original normalises sizes by 200 pixels: `scale = size / 200`."""
@@ -45,10 +51,11 @@ def three_point_affine_transform(
     """The original `get_affine_transform(center, scale, rot, output_size)` (mmpose 0.x `post_transforms`).
 
     The three anchor points are built in float32 as the original does (box centre, a point half the box width above
-    it rotated by `rotation` degrees, and the point at a right angle), then the exact affine map between them is
-    solved in float64 (what `cv2.getAffineTransform` computes). The result is a similarity: the box centre goes to
-    the output centre, with the single scale `output_width / (200 * scale_x)` (`scale_y` is ignored, as in the
-    original).
+    it rotated by `rotation` degrees, and the point at a right angle) and the affine map between them comes from
+    `cv2.getAffineTransform`, so that the matrix is bit-identical to the original's (`cv2.warpAffine`'s fixed-point
+    sampling can change a grey level for a last-bit difference); without OpenCV it is solved in float64. The result
+    is a similarity: the box centre goes to the output centre, with the single scale `output_width / (200 scale_x)`
+    (`scale_y` is ignored, as in the original).
 
     Args:
         center: `(x, y)` centre in the source image.
@@ -76,7 +83,9 @@ def three_point_affine_transform(
     dst[2] = _third_point(dst[0], dst[1])
     if inverse:
         src, dst = dst, src
-    # Solve [x y 1] M^T = [x' y'] for the three point pairs (cv2.getAffineTransform, in float64).
+    if cv2 is not None:
+        return cv2.getAffineTransform(src, dst)
+    # Solve [x y 1] M^T = [x' y'] for the three point pairs (what cv2.getAffineTransform computes, in float64).
     system = np.concatenate([src.astype(np.float64), np.ones((3, 1))], axis=1)
     return np.linalg.solve(system, dst.astype(np.float64)).T
 

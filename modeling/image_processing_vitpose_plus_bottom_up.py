@@ -377,10 +377,11 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
                         f"got {tuple(out.heatmaps.shape[1:])}; do target_sizes, dataset and scale_factors match "
                         "the preprocessing?"
                     )
-                heatmaps_per_scale.append(out.heatmaps[b : b + 1, :k, :hh, :ww])
-                tags = [out.tags[b : b + 1, :k, :hh, :ww]]
+                # contiguous crops: the resize kernels then see the same memory layout as for an unpadded image
+                heatmaps_per_scale.append(out.heatmaps[b : b + 1, :k, :hh, :ww].contiguous())
+                tags = [out.tags[b : b + 1, :k, :hh, :ww].contiguous()]
                 if getattr(out, "flipped_tags", None) is not None:
-                    tags.append(out.flipped_tags[b : b + 1, :k, :hh, :ww])
+                    tags.append(out.flipped_tags[b : b + 1, :k, :hh, :ww].contiguous())
                 tags_per_scale.append(tags)
             with torch.no_grad():
                 heatmaps, tags = aggregate_outputs(

@@ -299,7 +299,7 @@ class VitPosePlusForBottomUpPoseEstimation(VitPosePlusPreTrainedModel):
         for (dataset, start, end), features in zip(runs, chunks):
             out = self.heads[dataset](features)
             k = out.shape[1] // 2
-            heatmaps, tags = out[:, :k], out[:, k:]
+            heatmaps, tags = out[:, :k].contiguous(), out[:, k:].contiguous()
             if flip_test:
                 count = (end - start) // 2
                 permutation = self._flip_permutations[dataset]
@@ -358,7 +358,8 @@ class VitPosePlusForBottomUpPoseEstimation(VitPosePlusPreTrainedModel):
         outputs: list[torch.Tensor | None] = [None, None, None]
         for (h, w), members in groups:
             parts = self._predict(
-                pixel_values[members, :, :h, :w], index[members], flip_test, False, False, interpolate_pos_encoding
+                pixel_values[members, :, :h, :w].contiguous(), index[members], flip_test, False, False,
+                interpolate_pos_encoding,
             )[:3]
             for slot, part in enumerate(parts):
                 if part is None:
