@@ -256,35 +256,36 @@ def adjust_keypoints(people: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
     return people
 
 
-def refine_keypoints(heatmaps: np.ndarray, tags: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+def refine_keypoints(heatmaps: torch.Tensor, tags: torch.Tensor, keypoints: np.ndarray) -> np.ndarray:
     """Fill in the missing keypoints of one person (the original non-UDP `refine`).
 
     The person's mean tag is taken over its detected keypoints (the tag at the truncated, clipped coordinates). For
-    every keypoint type the candidate is the arg-max of `heatmap - round(||tag - mean tag||)`; a keypoint that is
-    missing (score 0) takes the candidate `(x + 0.5 +- 0.25, y + 0.5 +- 0.25, heatmap value)` (quarter shift as in
-    `adjust_keypoints`) when that value is `> 0`. Detected keypoints are left unchanged, as are the tags.
+    every missing keypoint type (score 0) the candidate is the first arg-max of `heatmap - round(||tag - mean
+    tag||)`; the keypoint takes `(x + 0.5 +- 0.25, y + 0.5 +- 0.25, heatmap value)` (quarter shift as in
+    `adjust_keypoints`) when that value is `> 0`. Detected keypoints are left unchanged, as are the tags. Only the
+    missing types are evaluated (the original computes all and discards the others), with the same float32 steps.
 
     Args:
-        heatmaps: `(K, H, W)`; tags: `(K, H, W, L)`; keypoints: `(K, 3 + L)` (modified in place and returned).
+        heatmaps: `(K, H, W)` float32 tensor; tags: `(K, H, W, L)` float32 tensor; keypoints: `(K, 3 + L)`
+            (modified in place and returned).
     """
     num_keypoints, height, width = heatmaps.shape
     detected = []
     for i in range(num_keypoints):
         if keypoints[i, 2] > 0:
             x, y = keypoints[i][:2].astype(int)
-            detected.append(tags[i, np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)])
-    if not detected:
+            detected.append(tags[i, np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)].numpy())
+    missing = np.flatnonzero(keypoints[:, 2] == 0)
+    if not detected or len(missing) == 0:
         return keypoints
-    mean_tag = np.mean(detected, axis=0)
-    distance = ((tags - mean_tag[None, None, None, :]) ** 2).sum(axis=3) ** 0.5
-    scores = heatmaps - np.round(distance)
-    best = scores.reshape(num_keypoints, -1).argmax(axis=1)
-    for i in range(num_keypoints):
-        if keypoints[i, 2] != 0:
-            continue
-        y, x = np.unravel_index(best[i], (height, width))
+    mean_tag = torch.from_numpy(np.mean(detected, axis=0))
+    rows = torch.from_numpy(missing)
+    distance = ((tags[rows] - mean_tag) ** 2).sum(dim=3).sqrt()
+    best = (heatmaps[rows] - torch.round(distance)).reshape(len(missing), -1).argmax(dim=1).tolist()
+    for i, flat in zip(missing.tolist(), best):
+        y, x = divmod(flat, width)
         hm = heatmaps[i]
-        value = hm[y, x]
+        value = float(hm[y, x])
         if not value > 0:
             continue
         fx = x + 0.5 + (0.25 if hm[y, min(width - 1, x + 1)] > hm[y, max(0, x - 1)] else -0.25)
@@ -322,9 +323,9 @@ def parse(
         people = adjust_keypoints(people, heatmap_np)
     scores = [float(person[:, 2].mean()) for person in people]
     if refine and len(people):
-        tag_np = tags.detach().float().cpu().numpy()
+        heatmap_t, tag_t = torch.from_numpy(heatmap_np), tags.detach().float().cpu()
         for person in people:
-            refine_keypoints(heatmap_np, tag_np, person)
+            refine_keypoints(heatmap_t, tag_t, person)
     return people, scores
 
 

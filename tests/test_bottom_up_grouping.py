@@ -234,3 +234,46 @@ def test_no_detections_give_no_people():
     assert people.shape == (0, K, 4) and scores == []
     with pytest.raises(ValueError, match="Got 3 heatmaps for 17 keypoints"):
         parse(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8, 1), GroupingParams(K))
+
+
+def _original_refine(heatmap, tag, keypoints):
+    """Transcription of the original `HeatmapParser.refine` (non-UDP), per keypoint type in numpy."""
+    k, h, w = heatmap.shape
+    tags = []
+    for i in range(k):
+        if keypoints[i, 2] > 0:
+            x, y = keypoints[i][:2].astype(int)
+            tags.append(tag[i, np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)])
+    prev_tag = np.mean(tags, axis=0)
+    results = []
+    for _heatmap, _tag in zip(heatmap, tag):
+        distance_tag = ((_tag - prev_tag[None, None, :]) ** 2).sum(axis=2) ** 0.5
+        norm_heatmap = _heatmap - np.round(distance_tag)
+        y, x = np.unravel_index(np.argmax(norm_heatmap), _heatmap.shape)
+        xx, yy = x.copy(), y.copy()
+        val = _heatmap[y, x]
+        x, y = x + 0.5, y + 0.5
+        x = x + 0.25 if _heatmap[yy, min(w - 1, xx + 1)] > _heatmap[yy, max(0, xx - 1)] else x - 0.25
+        y = y + 0.25 if _heatmap[min(h - 1, yy + 1), xx] > _heatmap[max(0, yy - 1), xx] else y - 0.25
+        results.append((x, y, val))
+    results = np.array(results)
+    for i in range(k):
+        if results[i, 2] > 0 and keypoints[i, 2] == 0:
+            keypoints[i, :3] = results[i, :3]
+    return keypoints
+
+
+@pytest.mark.parametrize("tag_dim", [1, 2])
+def test_refine_equals_the_original_on_random_maps(tag_dim):
+    from vitpose_plus.modeling.bottom_up_grouping import refine_keypoints
+
+    rng = np.random.default_rng(tag_dim)
+    for _ in range(10):
+        heatmap = rng.random((5, 12, 16)).astype(np.float32) - 0.3
+        tag = (rng.normal(size=(5, 12, 16, tag_dim)) * 1.5).astype(np.float32)
+        keypoints = np.zeros((5, 3 + tag_dim), np.float32)
+        for i in rng.choice(5, 2, replace=False):
+            keypoints[i, :3] = (rng.uniform(-1, 17), rng.uniform(-1, 13), rng.uniform(0.1, 1))
+        expected = _original_refine(heatmap, tag, keypoints.copy())
+        got = refine_keypoints(torch.from_numpy(heatmap), torch.from_numpy(tag), keypoints.copy())
+        np.testing.assert_array_equal(got, expected)

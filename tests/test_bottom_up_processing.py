@@ -156,3 +156,67 @@ def test_save_load_round_trip_and_errors(tmp_path):
         processor.post_process_bottom_up(out, [(64, 1024)])
     with pytest.raises(ValueError, match="nms_kernel"):
         VitPosePlusBottomUpImageProcessor(nms_kernel=4)
+
+
+def _oracle_maps(joints_in_maps, map_size):
+    """Perfect model outputs: the training target heatmaps and a tag of 5 p on person p's joints (17 x 17 patch)."""
+    from vitpose_plus.modeling.bottom_up_codec import generate_heatmaps
+
+    heatmaps = torch.from_numpy(generate_heatmaps(joints_in_maps, 17, map_size))[None]
+    tags = torch.zeros_like(heatmaps)
+    for p, person in enumerate(joints_in_maps):
+        for k, (x, y, _) in enumerate(person):
+            tags[0, k, max(0, int(y) - 8) : int(y) + 9, max(0, int(x) - 8) : int(x) + 9] = 5.0 * p
+    return VitPosePlusBottomUpOutput(heatmaps=heatmaps, tags=tags)
+
+
+def _separated_people(width, height, count=3):
+    """Persons side by side (no two joints of a type closer than 40 px)."""
+    people = []
+    for p in range(count):
+        xs = (p + 0.5) * width / count + 20 * np.sin(np.arange(17) * (p + 1))
+        ys = 20 + np.arange(17) * (height - 40) / 16
+        people.append(np.stack([xs, ys, np.full(17, 2.0)], axis=1).astype(np.float32))
+    return people
+
+
+def _assert_found(found, people, tolerance):
+    """Every person found once (in any order: the equal nose scores tie in top-k), every keypoint within tolerance."""
+    assert len(found) == len(people)
+    errors = np.array([[np.abs(f["keypoints"].numpy() - p[:, :2]).max() for p in people] for f in found])
+    assert sorted(errors.argmin(axis=1).tolist()) == list(range(len(people)))
+    assert errors.min(axis=1).max() < tolerance
+
+
+def test_training_targets_group_back_to_the_annotations():
+    """Round trip: targets of a 512 x 512 image from the training transform (identity augmentation) grouped by the
+    processor give every annotated keypoint back within the 4-pixel heatmap stride."""
+    from vitpose_plus.training.bottom_up_transforms import BottomUpTrainTransform
+
+    people = _separated_people(512, 512)
+    transform = BottomUpTrainTransform("coco", scale_range=(1, 1), rotation_factor=0, translation_factor=0,
+                                       flip_prob=0)
+    instances = [{"keypoints": p.reshape(-1).tolist(), "iscrowd": 0, "num_keypoints": 17} for p in people]
+    sample = transform(np.zeros((512, 512, 3), np.uint8), instances)
+    found = VitPosePlusBottomUpImageProcessor().post_process_bottom_up(_oracle_maps(sample["joints"], (128, 128)),
+                                                                      [(512, 512)])[0]
+    _assert_found(found, people, 3.0)
+    # the 4x bilinear projection samples the unit peak 1/8 pixel off in x and y: (7/8 + 1/8 exp(-1/8))^2
+    peak = (0.875 + 0.125 * np.exp(-1 / 8)) ** 2
+    assert [person["score"] for person in found] == pytest.approx([peak] * 3, rel=1e-6)
+
+
+def test_test_resize_geometry_groups_back_to_the_image():
+    """A 640 x 480 image: joints mapped into the 704 x 512 input (short side 512, long side padded to a multiple of
+    64) and its 176 x 128 maps come back to image coordinates within the stride (4 px / 1.0667 in the image)."""
+    from vitpose_plus.modeling.bottom_up_codec import three_point_affine_transform, transform_joints
+
+    processor = VitPosePlusBottomUpImageProcessor()
+    size, _, center, scale = processor.resize_geometry(480, 640)
+    assert size == (704, 512)
+    people = _separated_people(640, 480)
+    matrix = three_point_affine_transform(center, scale, 0.0, size)
+    in_maps = [np.concatenate([transform_joints(p[:, :2], matrix) / 4, p[:, 2:]], axis=1) for p in people]
+    found = processor.post_process_bottom_up(_oracle_maps(np.stack(in_maps).astype(np.float32), (176, 128)),
+                                             [(480, 640)])[0]
+    _assert_found(found, people, 4.0 / (512 / 480))
