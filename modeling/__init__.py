@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForPoseEstimation, Auto
 
 from .catalog import PRESETS, Preset, get_preset
 from .configuration_vitpose_plus import VitPosePlusConfig
+from .configuration_vitpose_plus_bottom_up import VitPosePlusBottomUpConfig
 from .configuration_vitpose_plus_mae import VitPosePlusMAEConfig
 from .dataset_specs import (
     VITPOSE_PLUS_DATASETS,
@@ -17,6 +18,7 @@ from .dataset_specs import (
     load_dataset_spec_file,
 )
 from .image_processing_vitpose_plus import VitPosePlusImageProcessor  # registers AutoImageProcessor
+from .image_processing_vitpose_plus_bottom_up import VitPosePlusBottomUpImageProcessor  # registers AutoImageProcessor
 from .keypoint_codecs import HeatmapCodec, MSRAHeatmap, UDPHeatmap, codec_for
 from .modeling_vitpose_plus import (
     VitPosePlusForPoseEstimation,
@@ -24,6 +26,11 @@ from .modeling_vitpose_plus import (
     VitPosePlusModelOutput,
     VitPosePlusPoseEstimatorOutput,
     VitPosePlusPreTrainedModel,
+)
+from .modeling_vitpose_plus_bottom_up import (
+    VitPosePlusBottomUpModel,
+    VitPosePlusBottomUpOutput,
+    VitPosePlusForBottomUpPoseEstimation,
 )
 from .modeling_vitpose_plus_mae import VitPosePlusForMaskedImageModeling, VitPosePlusMAEEncoder, VitPosePlusMAEOutput
 from .top_down import ImageInstances, PosePrediction, TopDownPredictor
@@ -42,6 +49,11 @@ AutoModel.register(VitPosePlusMAEConfig, VitPosePlusMAEEncoder, exist_ok=True)
 AutoModelForPreTraining.register(VitPosePlusMAEConfig, VitPosePlusForMaskedImageModeling, exist_ok=True)
 VitPosePlusMAEConfig.register_for_auto_class()
 VitPosePlusForMaskedImageModeling.register_for_auto_class("AutoModelForPreTraining")
+# Bottom-up (associative embedding): its own model_type, so a folder loads unambiguously.
+AutoConfig.register(VitPosePlusBottomUpConfig.model_type, VitPosePlusBottomUpConfig, exist_ok=True)
+AutoModel.register(VitPosePlusBottomUpConfig, VitPosePlusBottomUpModel, exist_ok=True)
+AutoModelForPoseEstimation.register(VitPosePlusBottomUpConfig, VitPosePlusForBottomUpPoseEstimation, exist_ok=True)
+VitPosePlusBottomUpConfig.register_for_auto_class()
 
 __all__ = [
     "PRESETS",
@@ -54,7 +66,12 @@ __all__ = [
     "PosePrediction",
     "TopDownPredictor",
     "UDPHeatmap",
+    "VitPosePlusBottomUpConfig",
+    "VitPosePlusBottomUpImageProcessor",
+    "VitPosePlusBottomUpModel",
+    "VitPosePlusBottomUpOutput",
     "VitPosePlusConfig",
+    "VitPosePlusForBottomUpPoseEstimation",
     "VitPosePlusForMaskedImageModeling",
     "VitPosePlusForPoseEstimation",
     "VitPosePlusImageProcessor",
