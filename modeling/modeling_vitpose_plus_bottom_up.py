@@ -32,6 +32,7 @@ from .modeling_vitpose_plus import (
     VitPosePlusModel,
     VitPosePlusPreTrainedModel,
     VitPosePlusSimpleHead,
+    resize_position_table,
     resolve_dataset_index,
 )
 
@@ -467,7 +468,7 @@ class VitPosePlusForBottomUpPoseEstimation(VitPosePlusPreTrainedModel):
         state = {k: v for k, v in model_or_folder.state_dict().items() if k.startswith("backbone.")}
         own = model.state_dict()
         if _POSITION_KEY in state and state[_POSITION_KEY].shape != own[_POSITION_KEY].shape:
-            state[_POSITION_KEY] = _resize_position_table(
+            state[_POSITION_KEY] = resize_position_table(
                 state[_POSITION_KEY], model_or_folder.backbone.embeddings.grid_size, model.backbone.embeddings.grid_size
             )
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -490,15 +491,6 @@ def _restore_order(parts: list[torch.Tensor], order: torch.Tensor | None) -> tor
     if order is None:
         return stacked
     return torch.empty_like(stacked).index_copy_(0, order, stacked)
-
-
-def _resize_position_table(table: torch.Tensor, source_grid: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
-    """`(1, 1 + gh * gw, D)` position table resized to another grid; slot 0 (added to every token) kept."""
-    dim = table.shape[-1]
-    tokens = table[:, 1:].reshape(1, *source_grid, dim).permute(0, 3, 1, 2).float()
-    tokens = F.interpolate(tokens, size=tuple(grid), mode="bicubic", align_corners=False)
-    tokens = tokens.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(table.dtype)
-    return torch.cat([table[:, :1], tokens], dim=1)
 
 
 VitPosePlusForBottomUpPoseEstimation.register_for_auto_class("AutoModelForPoseEstimation")

@@ -34,6 +34,7 @@ from torch import nn
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .configuration_vitpose_plus import patch_grid
 from .configuration_vitpose_plus_mae import VitPosePlusMAEConfig
 from .modeling_vitpose_plus import VitPosePlusEmbeddings, VitPosePlusLayer, VitPosePlusModel, VitPosePlusPreTrainedModel
 
@@ -114,14 +115,6 @@ def build_2d_sincos_position_table(
 # ---------------------------------------------------------------------------------------------------------- patches
 
 
-def patch_grid(image_size: tuple[int, int], patch_size: int, patch_padding: int) -> tuple[int, int]:
-    """(rows, columns) of the patch grid of the padded patch convolution for an input of `image_size` (H, W)."""
-    height, width = int(image_size[0]), int(image_size[1])
-    return (height + 2 * patch_padding - patch_size) // patch_size + 1, (
-        width + 2 * patch_padding - patch_size
-    ) // patch_size + 1
-
-
 def patchify(pixel_values: torch.Tensor, patch_size: int, patch_padding: int) -> torch.Tensor:
     """Cut the image into the patches the tokens see: patch (r, c) is the image zero-padded by `patch_padding`, rows
     `r * p .. r * p + p - 1`, columns `c * p .. c * p + p - 1` (the patch convolution's window of token (r, c)).
@@ -136,7 +129,7 @@ def patchify(pixel_values: torch.Tensor, patch_size: int, patch_padding: int) ->
     if pixel_values.ndim != 4:
         raise ValueError(f"patchify expects (batch_size, channels, height, width), got {tuple(pixel_values.shape)}.")
     batch, channels, height, width = pixel_values.shape
-    rows, cols = patch_grid((height, width), patch_size, patch_padding)
+    rows, cols = patch_grid(height, width, patch_size, patch_padding)
     if rows < 1 or cols < 1:
         raise ValueError(f"A {height}x{width} input has no {patch_size}x{patch_size} patch (padding {patch_padding}).")
     padded = nn.functional.pad(pixel_values, (patch_padding,) * 4)[:, :, : rows * patch_size, : cols * patch_size]
@@ -161,7 +154,7 @@ def unpatchify(
         `(batch_size, num_channels, height, width)`.
     """
     height, width = int(image_size[0]), int(image_size[1])
-    rows, cols = patch_grid((height, width), patch_size, patch_padding)
+    rows, cols = patch_grid(height, width, patch_size, patch_padding)
     batch, num, values = patches.shape
     channels = values // (patch_size * patch_size)
     if num != rows * cols or channels * patch_size * patch_size != values:
@@ -179,7 +172,7 @@ def unpatchify(
 def patch_coverage(image_size: tuple[int, int], patch_size: int, patch_padding: int) -> torch.Tensor:
     """`(height, width)` bool map of the image pixels some patch covers (all but the last 2 rows / columns at
     256x192 with padding 2)."""
-    rows, cols = patch_grid(image_size, patch_size, patch_padding)
+    rows, cols = patch_grid(int(image_size[0]), int(image_size[1]), patch_size, patch_padding)
     ones = torch.ones(1, rows * cols, patch_size * patch_size)
     return unpatchify(ones, image_size, patch_size, patch_padding)[0, 0] > 0
 
@@ -548,7 +541,6 @@ __all__ = [
     "VitPosePlusMAEPreTrainedModel",
     "build_2d_sincos_position_table",
     "patch_coverage",
-    "patch_grid",
     "patchify",
     "random_masking",
     "unpatchify",
