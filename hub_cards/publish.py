@@ -25,6 +25,9 @@ REMOTE_CODE_FILES = (
     "keypoint_codecs.py",
     "dataset_specs.py",
     "catalog.py",
+    "pipeline_vitpose_plus.py",
+    "top_down.py",
+    "person_detection.py",
 )
 
 
