@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -227,11 +227,10 @@ def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig,
         ValueError: for a dataset without a labelled instance (unless `allow_empty`) or smaller than nothing at all.
     """
     processor = VitPosePlusImageProcessor.from_model_config(model_config)
-    augmentation = asdict(config.augmentation)
     parts = []
     for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
         rows = load_split_rows(dataset, dataset.train, spec)
-        transform = TopDownTransform(processor, dataset=index, train=True, **augmentation)
+        transform = TopDownTransform(processor, dataset=index, train=True, augmentation=config.augmentation)
         part = TopDownTrainingDataset(rows, transform, seed=config.runtime.seed)
         if len(part) == 0 and not dataset.allow_empty:
             raise ValueError(
