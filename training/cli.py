@@ -42,7 +42,7 @@ def _check_data(config) -> int:
 
     from .train import materialise_synthetic
 
-    materialise_synthetic(config, is_main=True)
+    materialise_synthetic(config, is_main=True, progress=True)
     report = check_dataset_files(dataset_files_from_run(config.datasets))
     print(report.format_table())
     if not report.ok:

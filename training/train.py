@@ -165,7 +165,7 @@ def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
     return resolve_dataset_spec(dataset.spec or dataset.name)
 
 
-def materialise_synthetic(config: TrainingConfig, is_main: bool) -> None:
+def materialise_synthetic(config: TrainingConfig, is_main: bool, progress: bool = False) -> None:
     """Render the synthetic datasets of the run into `<output_dir>/data/<name>/<split>-<key>`, where the key hashes
     every setting that made the data: changing the size or the seed renders again instead of reusing stale data."""
     import hashlib
@@ -187,7 +187,7 @@ def materialise_synthetic(config: TrainingConfig, is_main: bool) -> None:
             annotations = os.path.join(folder, "annotations.json")
             if is_main and not os.path.exists(annotations):
                 make_synthetic_dataset(spec, count, seed, folder, image_size=synth.image_size,
-                                       max_instances=synth.max_instances)
+                                       max_instances=synth.max_instances, progress=progress)
             setattr(dataset, split, SplitConfig(annotations=annotations, images=folder))
 
 
@@ -345,7 +345,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
     accelerator = build_accelerator(config)
     lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process)
     try:
-        materialise_synthetic(config, accelerator.is_main_process)
+        materialise_synthetic(config, accelerator.is_main_process, progress)
         accelerator.wait_for_everyone()
         specs = [resolve_spec(d) for d in config.datasets]
         model_config = build_model_config(config, specs)
