@@ -343,16 +343,19 @@ class OracleModel:
         return out
 
 
-def oracle_records(ground_truth: Any, targets: Sequence[Any]) -> list[dict[str, Any]]:
-    """Records of a perfect predictor through the real evaluation path: each target's annotated keypoints rendered as
-    heatmap targets at the crop the image processor makes (its codec's `crop_matrix` and `encode`), returned by an
-    `OracleModel` to the shared `TopDownPredictor` of `predict_keypoints`, which decodes and rescores them."""
-    from vitpose_plus.evaluation.evaluate import predict_keypoints
+def oracle_processor(spec: Any) -> Any:
+    """The image processor of the oracle: the fixtures' input size and the ground truth's dataset spec."""
     from vitpose_plus.modeling.image_processing_vitpose_plus import VitPosePlusImageProcessor
+
+    return VitPosePlusImageProcessor(size={"height": IMAGE_SIZE[1], "width": IMAGE_SIZE[0]}, datasets=[spec])
+
+
+def oracle_heatmaps(ground_truth: Any, targets: Sequence[Any]) -> np.ndarray:
+    """Each target's annotated keypoints rendered as heatmap targets at the crop the image processor makes (its
+    codec's `crop_matrix` and `encode`), in the order `predict_keypoints` crops them: `(N, K, h, w)`."""
     from vitpose_plus.modeling.keypoint_codecs import transform_points
 
-    spec = ground_truth.spec
-    processor = VitPosePlusImageProcessor(size={"height": IMAGE_SIZE[1], "width": IMAGE_SIZE[0]}, datasets=[spec])
+    processor = oracle_processor(ground_truth.spec)
     codec = processor.codec(0)
     by_annotation = {inst.annotation_id: inst for inst in ground_truth.annotations.instances()}
     order: dict[int, list[Any]] = {}
@@ -367,9 +370,17 @@ def oracle_records(ground_truth: Any, targets: Sequence[Any]) -> list[dict[str, 
             keypoints = by_annotation[target.source_id].keypoints
             crop_points = transform_points(keypoints[:, :2], codec.crop_matrix(target.center, target.scale))
             heatmaps.append(codec.encode(crop_points, keypoints[:, 2])[0])
-    oracle = OracleModel(np.stack(heatmaps))
-    return predict_keypoints(oracle, processor, ground_truth.image_paths, targets, spec.name, flip_test=False,
-                             progress=False)
+    return np.stack(heatmaps)
+
+
+def oracle_records(ground_truth: Any, targets: Sequence[Any]) -> list[dict[str, Any]]:
+    """Records of a perfect predictor through the real evaluation path: `oracle_heatmaps` returned by an
+    `OracleModel` to the shared `TopDownPredictor` of `predict_keypoints`, which decodes and rescores them."""
+    from vitpose_plus.evaluation.evaluate import predict_keypoints
+
+    oracle = OracleModel(oracle_heatmaps(ground_truth, targets))
+    return predict_keypoints(oracle, oracle_processor(ground_truth.spec), ground_truth.image_paths, targets,
+                             ground_truth.spec.name, flip_test=False, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------- models and checkpoints

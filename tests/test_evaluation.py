@@ -449,3 +449,37 @@ def test_evaluate_command_with_protocol_and_mpii_mat(tmp_path, six_dataset_model
     assert main(["evaluate", "--model", str(tmp_path / "model"), "--dataset", "coco", "--protocol", "ochuman",
                  "--annotations", ochuman["annotations"], "--images", ochuman["images"]]) == 0
     assert "coco (ochuman protocol): 6 instances (ground-truth boxes)" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------- evaluate, end to end
+@pytest.mark.parametrize("perfect_first", [True, False])
+def test_evaluate_keypoints_against_hand_computed_ap(tmp_path, perfect_first):
+    """`evaluate_keypoints` end to end (files, crops, model, decoding, rescoring, OKS-NMS, COCO AP) on two images
+    with one person each: one predicted exactly, one 40 px off (OKS ~ 0), with instance scores 1.0 and 0.8.
+
+    By hand, at every OKS threshold: the perfect one ranked first gives precision 1 up to recall 1/2 and recall never
+    reaches 1, so AP = 51/101 (COCO interpolates at 101 recall points, 0, 0.01, ..., 0.5 included) and AR = 1/2;
+    ranked second, the precision at recall 1/2 is 1/2, so AP = 51/202.
+    """
+    from helpers import OracleModel, oracle_heatmaps, oracle_processor, write_images
+
+    from vitpose_plus.evaluation.evaluate import evaluate_keypoints
+
+    data = coco_dict(num_images=2)
+    first_per_image = {}
+    for ann in data["annotations"]:
+        first_per_image.setdefault(ann["image_id"], ann)
+    data["annotations"] = list(first_per_image.values())
+    annotations = write_json(tmp_path / "val.json", data)
+    write_images(tmp_path / "images", [image["file_name"] for image in data["images"]])
+    gt = load_ground_truth(annotations, "coco", "coco", tmp_path / "images")
+    heatmaps = oracle_heatmaps(gt, crop_targets(gt))
+    assert heatmaps.shape[0] == 2
+    heatmaps[1] = np.roll(heatmaps[1], 10, axis=-1)  # 10 heatmap pixels = 40 image pixels at stride 4
+    heatmaps[1 if perfect_first else 0] *= 0.8  # the lower instance score
+    result = evaluate_keypoints(OracleModel(heatmaps), oracle_processor(gt.spec), annotations, tmp_path / "images",
+                                "coco", flip_test=False, progress=False)
+    expected_ap = 51 / 101 if perfect_first else 51 / 202
+    assert result.metrics["AP"] == pytest.approx(expected_ap, abs=1e-9)
+    assert result.metrics["AP50"] == pytest.approx(expected_ap, abs=1e-9)
+    assert result.metrics["AR"] == pytest.approx(0.5, abs=1e-9)

@@ -99,7 +99,6 @@ class PreparedSplit:
 
 
 def prepare_split(
-    model: Any,
     processor: VitPosePlusImageProcessor,
     annotation_file: str | os.PathLike,
     image_root: str | os.PathLike,
@@ -110,8 +109,8 @@ def prepare_split(
     mpii_gt_mat: str | os.PathLike | None = None,
 ) -> PreparedSplit:
     """The ground truth (in its released format, which the protocol decides) and the crop targets the original
-    evaluates."""
-    spec = model.config.dataset_spec(dataset)
+    evaluates. The dataset's spec is the processor's (the model's datasets), so any callable model works."""
+    spec = processor.dataset_spec(dataset)
     proto = resolve_protocol(protocol, spec.name)
     gt = load_ground_truth(annotation_file, proto, spec, image_root, mpii_gt_mat)
     targets = crop_targets(gt, detections_file, detection_score_threshold, processor.input_size,
@@ -133,7 +132,7 @@ def predict_split(
 ) -> tuple[PreparedSplit, list[dict[str, Any]]]:
     """`prepare_split`, then the records of this process's share of the images (`shard = (rank, world)`: every
     `world`-th image from `rank`), so that several processes each predict part of a split."""
-    prepared = prepare_split(model, processor, annotation_file, image_root, dataset, **prepare_kwargs)
+    prepared = prepare_split(processor, annotation_file, image_root, dataset, **prepare_kwargs)
     rank, world = shard
     image_ids = sorted({t.image_id for t in prepared.targets})[rank::world]
     mine = set(image_ids)
