@@ -23,6 +23,7 @@ import time
 import torch
 
 from vitpose_plus import VitPosePlusConfig, VitPosePlusForPoseEstimation
+from vitpose_plus.data import resolve_dataset_spec
 from vitpose_plus.training.distillation import DistillationLoss
 
 #: The default pair: the default synthetic run's architecture as teacher, a half-width student.
@@ -33,6 +34,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def build(preset: str | None, width: int, datasets: list[str], image_size: list[int]) -> VitPosePlusConfig:
     """A catalog preset on the given datasets and input size, or the synthetic architecture at `width`."""
+    datasets = [resolve_dataset_spec(name).to_dict() for name in datasets]  # built-in or synthetic layouts
     if preset:
         return VitPosePlusConfig.from_preset(preset, datasets=datasets, image_size=image_size, drop_path_rate=0.0)
     return VitPosePlusConfig(**{**SYNTHETIC, "datasets": datasets, "image_size": image_size}, hidden_size=width,

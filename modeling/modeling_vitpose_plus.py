@@ -534,7 +534,9 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
         elif isinstance(module, VitPosePlusEmbeddings):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
             if getattr(module, "knowledge_token", None) is not None:
-                init.trunc_normal_(module.knowledge_token, mean=0.0, std=self.config.initializer_range)
+                # Drawn on a forked CPU RNG: every other weight is initialised as in a model without the token.
+                with torch.random.fork_rng(devices=[]):
+                    init.trunc_normal_(module.knowledge_token, mean=0.0, std=self.config.initializer_range)
 
     def apply_freezing(self) -> None:
         """Apply `config.freeze_attention` / `config.freeze_ffn` (sets `requires_grad=False` on those parameters)."""

@@ -100,10 +100,14 @@ def test_zero_tokens_is_the_model_without_the_field(tmp_path, pixel_values):
     a = VitPosePlusForPoseEstimation(config).eval()
     torch.manual_seed(3)
     b = VitPosePlusForPoseEstimation(explicit).eval()
+    torch.manual_seed(3)
+    c = VitPosePlusForPoseEstimation(tiny_plus_config(num_knowledge_tokens=1)).eval()
     assert a.state_dict().keys() == b.state_dict().keys()
     assert not any("knowledge" in key for key in a.state_dict())
+    assert set(c.state_dict()) - set(a.state_dict()) == {"backbone.embeddings.knowledge_token"}
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
+        assert torch.equal(value, c.state_dict()[key]), key  # a token slot leaves every other init draw alone
     model = make_model(config)
     with torch.no_grad():
         expected = model(pixel_values, dataset_index=MIXED_INDEX).heatmaps

@@ -102,7 +102,7 @@ def _run_distill_token(args: argparse.Namespace) -> int:
     meta = result.metadata
     print(f"knowledge token (width {meta['width']}, teacher width {meta['teacher_width']}"
           f"{', through a linear map' if meta['projection'] else ''}) after {meta['steps']} steps, final loss "
-          f"{meta['final_loss']:.6f}, moved {meta['token_relative_change']:.2f}x its initial norm")
+          f"{meta['final_loss']:.6f}; |token - initial| = {meta['token_relative_change']:.2f} x |initial|")
     for name, without in meta.get("teacher_metrics", {}).get("without_token", {}).items():
         with_token = meta["teacher_metrics"]["with_token"][name]
         key = "AP" if "AP" in without else next(iter(without))
