@@ -233,17 +233,25 @@ def test_token_learner_through_a_wider_teacher_changes_only_token_and_map(pixel_
         torch.testing.assert_close(learner(pixel_values, labels, weights, index).loss, direct, atol=1e-7, rtol=1e-6)
 
 
-def test_learn_knowledge_token_writes_the_token_and_checks_the_teacher(tmp_path):
+def test_learn_knowledge_token_writes_the_token_and_checks_the_teacher(tmp_path, capsys, monkeypatch):
+    from vitpose_plus.cli import main
+
     teacher_dir = tmp_path / "teacher"
-    torch.manual_seed(0)
-    VitPosePlusForPoseEstimation(VitPosePlusConfig(**{**TINY_MODEL, "hidden_size": 48, "part_features": 12},
-                                                   datasets=["ap10k", "coco"])).save_pretrained(teacher_dir)
-    config = load_training_config(write_config(tmp_path, distillation={
-        "token_learning": {"max_epochs": 1, "learning_rate": 1e-2}}))
-    result = learn_knowledge_token(config, teacher=str(teacher_dir), progress=False)
-    token = load_knowledge_token(result.token_path)
+    make_model(VitPosePlusConfig(**{**TINY_MODEL, "hidden_size": 48, "part_features": 12},
+                                 datasets=["ap10k", "coco"])).save_pretrained(teacher_dir)
+    # A student config may name the token this command writes (it need not exist yet).
+    path = write_config(tmp_path, distillation={"token_learning": {"max_epochs": 1, "learning_rate": 1e-2}})
+    monkeypatch.chdir(tmp_path)  # --teacher is relative to the working directory, not to the config
+    assert main(["distill", "token", "--teacher", "teacher", "--config", path, "--no-progress",
+                 "--set", "distillation.knowledge_token=missing.safetensors"]) == 0
+    printed = capsys.readouterr().out
+    assert "knowledge token (width 32, teacher width 48, through a linear map)" in printed
+    assert "teacher coco: AP" in printed and "token saved to" in printed
+    token = load_knowledge_token(str(tmp_path / "run" / "knowledge_token.safetensors"))
     assert token.width == 32 and token.metadata["teacher_width"] == 48 and token.metadata["projection"]
-    assert token.metadata["datasets"] == ["coco", "ap10k"] and token.metadata["steps"] == result.step >= 1
+    assert token.metadata["datasets"] == ["coco", "ap10k"] and token.metadata["steps"] >= 1
+    assert token.metadata["token_relative_change"] > 0.01
+    config = load_training_config(path)
     metrics = token.metadata["teacher_metrics"]
     assert set(metrics) == {"without_token", "with_token"} and set(metrics["with_token"]) == {"coco"}
     assert (tmp_path / "run" / "knowledge_token.json").exists()
