@@ -430,3 +430,16 @@ def test_teacher_in_bf16_is_frozen_and_close(tmp_path, pixel_values):
     a = DistillationLoss(fp32, student).teacher_heatmaps(pixel_values, torch.tensor([0, 1, 0, 1, 0, 1]))
     b = DistillationLoss(bf16, student).teacher_heatmaps(pixel_values, torch.tensor([0, 1, 0, 1, 0, 1]))
     assert b.dtype == torch.float32 and (a - b).abs().max() < 0.05 * a.abs().max()
+
+
+def test_fine_tuning_init_from_a_model_without_token():
+    from vitpose_plus.conversion.weight_transfer import transfer_weights
+
+    source, target = make_model(tiny_config()), VitPosePlusForPoseEstimation(tiny_config(num_knowledge_tokens=1))
+    token_before = target.backbone.embeddings.knowledge_token.detach().clone()
+    report = transfer_weights(source, target)  # strict: only the token may stay fresh
+    assert report.result.initialised == {
+        "backbone.embeddings.knowledge_token": "the source model has no knowledge token (distillation.knowledge_token "
+                                               "sets it)"}
+    assert torch.equal(target.backbone.embeddings.knowledge_token, token_before)
+    assert torch.equal(target.backbone.layers[0].mlp.fc1.weight, source.backbone.layers[0].mlp.fc1.weight)
