@@ -71,6 +71,8 @@ def _check_transformers_compatible(config: VitPosePlusConfig) -> None:
         problems.append(f"patch_padding={config.patch_padding} (transformers hard-codes 2)")
     if config.window_size is not None:
         problems.append("windowed attention (transformers' VitPose has global attention only)")
+    if getattr(config, "num_knowledge_tokens", 0):
+        problems.append("a knowledge token (transformers' VitPose has patch tokens only)")
     if config.decoder_type == "classic" and (
         config.deconv_channels != [256, 256] or config.deconv_kernels != [4, 4] or config.final_conv_kernel != 1
     ):

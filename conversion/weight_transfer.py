@@ -57,6 +57,9 @@ def transfer_plan(source: VitPosePlusForPoseEstimation, target: VitPosePlusForPo
             else:
                 fresh[name] = f"the expert of {owners or ['no dataset']} has no counterpart in the source model"
             continue
+        if name.endswith("knowledge_token") and name not in source.state_dict():
+            fresh[name] = "the source model has no knowledge token (distillation.knowledge_token sets it)"
+            continue
         plan[name] = Source.of(name)
     return plan, fresh
 

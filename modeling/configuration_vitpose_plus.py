@@ -47,6 +47,9 @@ class VitPosePlusConfig(PreTrainedConfig):
         global_attention_indexes (`list[int]`, defaults to `[]`): blocks that keep global attention.
         freeze_attention / freeze_ffn (`bool`, defaults to `False`): freeze the attention (norm1 + MHSA) or the FFN
             (norm2 + MLP, experts included) parameters of every block, as in the paper's ablations.
+        num_knowledge_tokens (`int`, defaults to 0): 0 or 1. With 1, a learnable knowledge token (the paper's
+            transferability section) is appended after the patch tokens, without a position term, and takes part in
+            every attention; the heads read the patch tokens only. Needs global attention (`window_size=None`).
 
     Mixture of experts (ViTPose+):
         num_experts (`int`, defaults to 1): 1 is a dense FFN; more gives shared `fc2` plus one expert per dataset.
@@ -89,6 +92,7 @@ class VitPosePlusConfig(PreTrainedConfig):
     global_attention_indexes: list[int] | tuple[int, ...] = ()
     freeze_attention: bool = False
     freeze_ffn: bool = False
+    num_knowledge_tokens: int = 0
     num_experts: int = 1
     part_features: int = 0
     decoder_type: str = "classic"
@@ -224,6 +228,13 @@ class VitPosePlusConfig(PreTrainedConfig):
         if self.loss_weights is not None and len(self.loss_weights) != len(self.datasets):
             raise ValueError(
                 f"`loss_weights` has {len(self.loss_weights)} entries, expected {len(self.datasets)} (one per dataset)."
+            )
+        if self.num_knowledge_tokens not in (0, 1):
+            raise ValueError(f"`num_knowledge_tokens` must be 0 or 1, got {self.num_knowledge_tokens}.")
+        if self.num_knowledge_tokens and self.window_size is not None:
+            raise ValueError(
+                "`num_knowledge_tokens` needs global attention in every block: the knowledge token belongs to no "
+                f"window (got window_size={self.window_size})."
             )
         if self.window_size is not None and self.window_size < 1:
             raise ValueError(f"`window_size` must be a positive number of tokens, got {self.window_size}.")

@@ -41,9 +41,10 @@ class VitPosePlusModelOutput(ModelOutput):
             The same tokens as a feature map (grid = input size / 16 for 256x192 inputs: 16x12).
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
             Embedding output and the output of every block (before the final norm), each
-            `(batch_size, num_patches, hidden_size)`.
+            `(batch_size, num_tokens, hidden_size)`; `num_tokens = num_patches + config.num_knowledge_tokens` (the
+            knowledge token last; `last_hidden_state` and `feature_map` leave it out).
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
-            Attention probabilities of every block, `(batch_size, num_heads, num_patches, num_patches)` (for windowed
+            Attention probabilities of every block, `(batch_size, num_heads, num_tokens, num_tokens)` (for windowed
             blocks `(batch_size * num_windows, num_heads, window_tokens, window_tokens)`).
     """
 
@@ -193,6 +194,11 @@ class VitPosePlusEmbeddings(nn.Module):
     """Patch embedding (kernel = stride = patch size, padding 2) plus the position table.
 
     The position table has `num_patches + 1` slots but there is no cls token: slot 0 is added to every patch token.
+
+    With `config.num_knowledge_tokens = 1` the learnable `knowledge_token` `(1, 1, hidden_size)` is appended after the
+    patch tokens. It gets no position term (no slot of its own, not slot 0 either): a token learned on one model
+    (a teacher) is moved as-is into another (a student) whose position table differs, so the vector that was learned
+    must be the vector the blocks see; a position term on a free parameter would add nothing else.
     """
 
     def __init__(self, config: VitPosePlusConfig):
@@ -208,6 +214,8 @@ class VitPosePlusEmbeddings(nn.Module):
         self.grid_size = config.patch_grid()
         num_patches = self.grid_size[0] * self.grid_size[1]
         self.position_embeddings = nn.Parameter(torch.zeros(1, num_patches + 1, config.hidden_size))
+        if config.num_knowledge_tokens:
+            self.knowledge_token = nn.Parameter(torch.zeros(1, config.num_knowledge_tokens, config.hidden_size))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def interpolated_position_table(self, grid_height: int, grid_width: int) -> torch.Tensor:
@@ -218,7 +226,8 @@ class VitPosePlusEmbeddings(nn.Module):
     def forward(
         self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False
     ) -> tuple[torch.Tensor, tuple[int, int]]:
-        """`pixel_values` `(batch_size, num_channels, height, width)` -> tokens `(batch_size, num_patches, hidden)`."""
+        """`pixel_values` `(batch_size, num_channels, height, width)` -> tokens `(batch_size, num_patches, hidden)`,
+        followed by the knowledge token(s) when the config has them: `(batch_size, num_patches + 1, hidden)`."""
         if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(
                 f"Expected pixel_values of shape (batch_size, {self.config.num_channels}, height, width), got "
@@ -235,7 +244,11 @@ class VitPosePlusEmbeddings(nn.Module):
         grid = (embeddings.shape[-2], embeddings.shape[-1])
         embeddings = embeddings.flatten(2).transpose(1, 2)
         embeddings = embeddings + self.interpolated_position_table(*grid)
-        return self.dropout(embeddings), grid
+        embeddings = self.dropout(embeddings)
+        if self.config.num_knowledge_tokens:
+            token = self.knowledge_token.to(embeddings.dtype).expand(embeddings.shape[0], -1, -1)
+            embeddings = torch.cat([embeddings, token], dim=1)
+        return embeddings, grid
 
 
 def eager_attention_forward(
@@ -538,6 +551,10 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.num_batches_tracked)
         elif isinstance(module, VitPosePlusEmbeddings):
             init.trunc_normal_(module.position_embeddings, mean=0.0, std=self.config.initializer_range)
+            if getattr(module, "knowledge_token", None) is not None:
+                # Drawn on a forked CPU RNG: every other weight is initialised as in a model without the token.
+                with torch.random.fork_rng(devices=[]):
+                    init.trunc_normal_(module.knowledge_token, mean=0.0, std=self.config.initializer_range)
 
     def apply_freezing(self) -> None:
         """Apply `config.freeze_attention` / `config.freeze_ffn` (sets `requires_grad=False` on those parameters)."""
@@ -549,6 +566,20 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
                 for module in (layer.norm2, layer.mlp):
                     module.requires_grad_(False)
 
+    def freeze_all_but_knowledge_token(self) -> VitPosePlusPreTrainedModel:
+        """Train the knowledge token alone (the paper's token learning on a frozen teacher): every other parameter
+        gets `requires_grad=False`. BatchNorm statistics and dropout follow the module mode, so also call `eval()`
+        for a truly frozen model. Returns the model.
+
+        Raises:
+            ValueError: the config has no knowledge token (`num_knowledge_tokens=0`).
+        """
+        if not self.config.num_knowledge_tokens:
+            raise ValueError("This model has no knowledge token; build it with num_knowledge_tokens=1.")
+        self.requires_grad_(False)
+        _backbone_of(self).embeddings.knowledge_token.requires_grad_(True)
+        return self
+
     def layer_decay_parameter_groups(
         self, learning_rate: float, weight_decay: float = 0.1, layer_decay: float = 0.75
     ) -> list[dict]:
@@ -556,8 +587,9 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
 
         Layer ids: 0 for the patch and position embeddings, i + 1 for block i, L + 1 for everything else (final norm,
         heads). Each group's lr is `learning_rate * layer_decay ** (L + 1 - id)`. No weight decay on 1-D parameters
-        (norms), biases and the position table. Frozen parameters are left out. Each group carries `lr_scale` and
-        `layer_id` so that schedulers can scale its own initial lr.
+        (norms), biases, the position table and the knowledge token (layer 0, as the original's cls token). Frozen
+        parameters are left out. Each group carries `lr_scale` and `layer_id` so that schedulers can scale its own
+        initial lr.
         """
         num_layers = self.config.num_hidden_layers
         groups: dict[tuple[int, bool], dict] = {}
@@ -565,7 +597,8 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
             if not param.requires_grad:
                 continue
             layer_id = _layer_id(name, num_layers)
-            no_decay = param.ndim == 1 or name.endswith(".bias") or "position_embeddings" in name
+            no_decay = (param.ndim == 1 or name.endswith(".bias") or "position_embeddings" in name
+                        or "knowledge_token" in name)
             key = (layer_id, no_decay)
             if key not in groups:
                 scale = layer_decay ** (num_layers + 1 - layer_id)
@@ -650,7 +683,7 @@ class VitPosePlusModel(VitPosePlusPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         encoded = self.encode(pixel_values, dataset_index, output_attentions, output_hidden_states,
                               interpolate_pos_encoding)
-        last_hidden_state = encoded.unsort(encoded.tokens)
+        last_hidden_state = encoded.unsort(encoded.patch_tokens())
         batch, _, dim = last_hidden_state.shape
         feature_map = last_hidden_state.transpose(1, 2).reshape(batch, dim, *encoded.grid)
         hidden_out, attentions_out = encoded.ordered_extras()
@@ -705,7 +738,8 @@ class VitPosePlusModel(VitPosePlusPreTrainedModel):
             if output_attentions:
                 all_attentions.append(weights)
         hidden_states = self.layernorm(hidden_states)
-        return EncodedBatch(hidden_states, grid, routing, all_hidden_states, all_attentions)
+        return EncodedBatch(hidden_states, grid, routing, all_hidden_states, all_attentions,
+                            self.config.num_knowledge_tokens)
 
 
 @dataclass
@@ -713,11 +747,13 @@ class EncodedBatch:
     """Backbone output in routing order (sorted by expert and dataset when `routing` is set).
 
     Args:
-        tokens: `(batch, num_patches, hidden)` final-norm tokens, sorted.
+        tokens: `(batch, num_patches + num_knowledge_tokens, hidden)` final-norm tokens, sorted; the knowledge token,
+            if any, last.
         grid: `(grid_height, grid_width)` of the patch grid.
         routing: the batch's `ExpertRouting`, or `None` for a single-dataset dense model (nothing sorted);
             `routing.batch_sorted` says whether `tokens` are sorted or in batch order.
-        hidden_states, attentions: per-block outputs, sorted, when requested.
+        hidden_states, attentions: per-block outputs, sorted, when requested (knowledge token included).
+        num_knowledge_tokens: how many tokens after the patch tokens are not part of the feature map.
     """
 
     tokens: torch.Tensor
@@ -725,6 +761,13 @@ class EncodedBatch:
     routing: ExpertRouting | None
     hidden_states: list[torch.Tensor] | None
     attentions: list[torch.Tensor] | None
+    num_knowledge_tokens: int = 0
+
+    def patch_tokens(self) -> torch.Tensor:
+        """`(batch, num_patches, hidden)`: the tokens without the knowledge token (what the heads read)."""
+        if not self.num_knowledge_tokens:
+            return self.tokens
+        return self.tokens[:, : self.grid[0] * self.grid[1]]
 
     def unsort(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor of the backbone's order back in batch order."""
@@ -735,7 +778,7 @@ class EncodedBatch:
     def feature_map(self) -> torch.Tensor:
         """Tokens as a `(batch, hidden, grid_height, grid_width)` feature map, sorted for the heads."""
         batch, _, dim = self.tokens.shape
-        tokens = self.tokens
+        tokens = self.patch_tokens()
         if self.routing is not None and not self.routing.batch_sorted:
             tokens = self.routing.sort(tokens)
         return tokens.transpose(1, 2).reshape(batch, dim, *self.grid)

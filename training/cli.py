@@ -1,8 +1,9 @@
-"""The `vitpose-plus train` and `vitpose-plus finetune` commands (registered by `vitpose_plus.cli`)."""
+"""The `vitpose-plus train`, `finetune` and `distill` commands (registered by `vitpose_plus.cli`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from vitpose_plus.cli import DefaultsFormatter, dataset_argument, parse_assignments
 
@@ -113,3 +114,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     finetune.set_defaults(func=_run_finetune)
+    _register_distill(subparsers)
+
+
+# ------------------------------------------------------------------------------------------------------ distill
+def _run_distill_token(args: argparse.Namespace) -> int:
+    if args.resume and args.overwrite:
+        raise ValueError("Give either --resume (continue the run in the output folder) or --overwrite (replace it).")
+    overrides = parse_assignments(args.set)
+    if args.output_dir:
+        overrides["runtime.output_dir"] = args.output_dir
+    overrides["distillation.knowledge_token"] = None  # the token this command writes; a student config may name it
+    if args.teacher:
+        overrides["distillation.teacher"] = os.path.abspath(args.teacher)  # relative to here, not to the config
+    from .config import load_training_config
+    from .distillation import learn_knowledge_token
+
+    config = load_training_config(args.config, overrides)
+    result = learn_knowledge_token(config, resume=args.resume, overwrite=args.overwrite,
+                                   progress=not args.no_progress, stop_after=args.stop_after)
+    if result.token_path is None:
+        print(f"stopped at step {result.step}; continue with --resume")
+        return 0
+    meta = result.metadata
+    print(f"knowledge token (width {meta['width']}, teacher width {meta['teacher_width']}"
+          f"{', through a linear map' if meta['projection'] else ''}) after {meta['steps']} steps, final loss "
+          f"{meta['final_loss']:.6f}; |token - initial| = {meta['token_relative_change']:.2f} x |initial|")
+    for name, without in meta.get("teacher_metrics", {}).get("without_token", {}).items():
+        with_token = meta["teacher_metrics"]["with_token"][name]
+        key = "AP" if "AP" in without else next(iter(without))
+        print(f"teacher {name}: {key} {without[key]:.4f} without the token, {with_token[key]:.4f} with it")
+    print(f"token saved to {result.token_path}")
+    return 0
+
+
+def _register_distill(subparsers: argparse._SubParsersAction) -> None:
+    distill = subparsers.add_parser(
+        "distill", formatter_class=DefaultsFormatter,
+        help="knowledge transfer from a larger model (knowledge token; heatmap distillation is a config section)",
+        description="Knowledge transfer from a larger ViTPose / ViTPose+ (docs/distillation.md). Heatmap distillation "
+                    "and the frozen knowledge token of a student run are set in its config's `distillation` section "
+                    "and run with `vitpose-plus train`.",
+    )
+    commands = distill.add_subparsers(dest="distill_command", metavar="COMMAND", required=True)
+    token = commands.add_parser(
+        "token", formatter_class=DefaultsFormatter,
+        help="learn the knowledge token on a frozen teacher",
+        description="Train only a knowledge token appended to the frozen teacher's patch tokens, with the pose loss "
+                    "on the config's training data (distillation.token_learning: epochs, lr). The token gets the "
+                    "width of the config's model (the student); writes knowledge_token.safetensors and "
+                    "knowledge_token.json into runtime.output_dir.",
+    )
+    token.add_argument("--teacher", default=None, help="the teacher's model folder (default: distillation.teacher)")
+    token.add_argument("--config", default=None, help="the student's run config (YAML file or bundled name)")
+    token.add_argument("--output-dir", default=None, help="override runtime.output_dir")
+    token.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set distillation.token_learning.max_epochs=2")
+    token.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    token.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
+    token.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    token.add_argument("--stop-after", type=int, default=None,
+                       help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+    token.set_defaults(func=_run_distill_token)

@@ -122,12 +122,35 @@ class RuntimeConfig:
 
 
 @dataclass
+class TokenLearningConfig:
+    """`vitpose-plus distill token`: the knowledge token trained alone on the frozen teacher (training/distillation.py);
+    the data, augmentation, batch size and runtime come from the rest of the config."""
+
+    max_epochs: int = 3  # the paper tunes the token "for several epochs"
+    learning_rate: float = 1e-3  # AdamW, no weight decay, cosine schedule
+    warmup_steps: int = 0
+    evaluate: bool = True  # the teacher's AP on the val splits without and with the token, in token.json
+
+
+@dataclass
+class DistillationConfig:
+    """Knowledge transfer from a larger model (training/distillation.py, docs/distillation.md)."""
+
+    teacher: str | None = None  # a model folder (any size, dense or ViTPose+); its datasets are matched by name
+    heatmap_weight: float = 0.0  # weight of MSE(student, teacher heatmaps), added to the ground-truth loss
+    knowledge_token: str | None = None  # a token file from `vitpose-plus distill token`, appended and frozen
+    teacher_dtype: str = "fp32"  # "fp32", "bf16" or "fp16": the teacher's weights and forward
+    token_learning: TokenLearningConfig = field(default_factory=TokenLearningConfig)
+
+
+@dataclass
 class TrainingConfig:
     datasets: list[DatasetConfig]
     model: ModelConfig = field(default_factory=ModelConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    distillation: DistillationConfig | None = None
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,6 +288,9 @@ def _resolve_paths(config: TrainingConfig, base: str) -> None:
             dataset.spec = fix(dataset.spec)
     config.model.init_from = fix(config.model.init_from)
     config.model.mae_checkpoint = fix(config.model.mae_checkpoint)
+    if config.distillation is not None:
+        config.distillation.teacher = fix(config.distillation.teacher)
+        config.distillation.knowledge_token = fix(config.distillation.knowledge_token)
 
 
 def _check(condition: bool, where: str, key: str, value: Any, expected: str) -> None:
@@ -354,16 +380,44 @@ def validate_training_config(config: TrainingConfig) -> None:
         _check(0 <= getattr(aug, key) <= 1, where, f"augmentation.{key}", getattr(aug, key), "a probability in [0, 1]")
     _check(0 <= aug.scale_factor < 1, where, "augmentation.scale_factor", aug.scale_factor, "in [0, 1)")
     _check(aug.sigma > 0, where, "augmentation.sigma", aug.sigma, "a positive number")
+    if config.distillation is not None:
+        _validate_distillation(config.distillation, where)
+
+
+def _validate_distillation(distill: DistillationConfig, where: str) -> None:
+    """The `distillation` section: ranges, and the teacher folder and token file present (their contents are checked
+    against the student when the run builds its model)."""
+    _check(distill.heatmap_weight >= 0, where, "distillation.heatmap_weight", distill.heatmap_weight,
+           ">= 0 (0: no heatmap distillation)")
+    _check(distill.teacher_dtype in ("fp32", "bf16", "fp16"), where, "distillation.teacher_dtype",
+           distill.teacher_dtype, "'fp32', 'bf16' or 'fp16'")
+    if distill.heatmap_weight > 0 and distill.teacher is None:
+        raise ValueError(f"{where}: distillation.heatmap_weight = {distill.heatmap_weight} needs distillation.teacher "
+                         "(a model folder).")
+    if distill.teacher is not None and not os.path.isfile(os.path.join(distill.teacher, "config.json")):
+        raise FileNotFoundError(f"{where}: distillation.teacher = {distill.teacher!r} is not a model folder (no "
+                                "config.json there).")
+    if distill.knowledge_token is not None and not os.path.isfile(distill.knowledge_token):
+        raise FileNotFoundError(f"{where}: distillation.knowledge_token = {distill.knowledge_token!r} does not exist "
+                                "(write one with `vitpose-plus distill token`).")
+    token = distill.token_learning
+    _check(token.max_epochs >= 1, where, "distillation.token_learning.max_epochs", token.max_epochs,
+           "a positive integer")
+    _check(token.learning_rate > 0, where, "distillation.token_learning.learning_rate", token.learning_rate,
+           "a positive number")
+    _check(token.warmup_steps >= 0, where, "distillation.token_learning.warmup_steps", token.warmup_steps, ">= 0")
 
 
 __all__ = [
     "AugmentationConfig",
     "DatasetConfig",
+    "DistillationConfig",
     "ModelConfig",
     "OptimizationConfig",
     "RuntimeConfig",
     "SplitConfig",
     "SyntheticConfig",
+    "TokenLearningConfig",
     "TrainingConfig",
     "bundled_configs",
     "load_training_config",

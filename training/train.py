@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 #: Files of a run in its output folder (anything else there, e.g. the synthetic data cache, is left alone).
 RUN_FILES = ("checkpoints", "model", "log.jsonl", "final_metrics.json", "learning_curve.png", "training_config.yaml",
-             "tensorboard")
+             "tensorboard", "knowledge_token.safetensors", "knowledge_token.json")
 
 
 class TrainingDiverged(RuntimeError):
@@ -252,6 +253,8 @@ def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig,
 def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusConfig:
     datasets = [spec.to_dict() for spec in specs]
     overrides = dict(config.model.overrides)
+    if config.distillation is not None and config.distillation.knowledge_token:
+        overrides["num_knowledge_tokens"] = 1  # the student carries the frozen token (training/distillation.py)
     if config.model.preset:
         return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
     return VitPosePlusConfig(datasets=datasets, **overrides)
@@ -288,6 +291,24 @@ def build_optimizer(model: VitPosePlusForPoseEstimation, config: TrainingConfig)
     for group in groups:
         group.pop("param_names")
     return torch.optim.AdamW(groups, lr=opt.learning_rate, betas=tuple(opt.betas))
+
+
+def build_loader_and_schedule(data: TrainingData, config: TrainingConfig, opt: OptimizationConfig, max_keypoints: int,
+                              num_processes: int) -> tuple[torch.utils.data.DataLoader, Schedule]:
+    """The training loader (the mixed sampler, whole batches) and the schedule of `opt` over its length per process.
+
+    Raises:
+        ValueError: the data is smaller than one global batch.
+    """
+    loader = torch.utils.data.DataLoader(
+        data.dataset, batch_size=opt.batch_size, sampler=data.sampler, drop_last=True,
+        collate_fn=KeypointCollator(max_keypoints), num_workers=config.runtime.num_workers,
+    )
+    batches_per_process = len(loader) // num_processes
+    if batches_per_process == 0:
+        raise ValueError(f"The training data ({len(data.dataset)} instances) is smaller than one global batch of "
+                         f"{opt.batch_size * num_processes}.")
+    return loader, training_schedule(opt, max(batches_per_process // opt.gradient_accumulation_steps, 1))
 
 
 # ------------------------------------------------------------------------------------------------------ accelerate
@@ -359,6 +380,9 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
 
         # 2. Model, optimizer, schedule.
         model = build_model(config, model_config)
+        from .distillation import prepare_distillation
+
+        loss_fn = prepare_distillation(config, model, accelerator.device)  # model(**batch).loss, or + the teacher's
         if run.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         if run.sync_batchnorm and accelerator.num_processes > 1:
@@ -367,15 +391,8 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
                                  "dataset's samples, so a rank without them would never join the head's sync.")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = build_optimizer(model, config)
-        loader = torch.utils.data.DataLoader(
-            data.dataset, batch_size=opt.batch_size, sampler=data.sampler, drop_last=True,
-            collate_fn=KeypointCollator(model_config.max_num_keypoints), num_workers=run.num_workers,
-        )
-        batches_per_process = len(loader) // accelerator.num_processes
-        if batches_per_process == 0:
-            raise ValueError(f"The training data ({len(data.dataset)} instances) is smaller than one global batch of "
-                             f"{opt.batch_size * accelerator.num_processes}.")
-        schedule = training_schedule(opt, max(batches_per_process // opt.gradient_accumulation_steps, 1))
+        loader, schedule = build_loader_and_schedule(data, config, opt, model_config.max_num_keypoints,
+                                                     accelerator.num_processes)
         # The scheduler is not passed to `prepare`: Accelerate's wrapper would step it once per process per optimizer
         # step (8x too fast on 8 processes). It is stepped here once per optimizer step and checkpointed with the rest.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
@@ -389,23 +406,11 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
             accelerator.init_trackers("vitpose_plus", config={"source": config.source})
 
         # 3. Resume.
-        log_path = os.path.join(run.output_dir, "log.jsonl")
-        state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "samples": 0}
-        checkpoints = _checkpoints(run.output_dir) if resume else []
-        if checkpoints:
-            state = _read_trainer_state(checkpoints[-1])
-            accelerator.load_state(checkpoints[-1])
-            if accelerator.is_main_process:
-                truncate_log(log_path, state["step"])
-            accelerator.print(f"Resumed from {checkpoints[-1]} at step {state['step']}.")
-        elif resume:
-            accelerator.print(f"No checkpoint under {run.output_dir}/checkpoints; starting from scratch.")
-        elif accelerator.is_main_process and os.path.exists(log_path):
-            os.remove(log_path)
+        state, log_path = restore_run_state(accelerator, run.output_dir, resume)
 
         # 4. The loop.
         state = _training_loop(accelerator, model, optimizer, scheduler, loader, data.sampler, config, schedule,
-                               state, log_path, progress, stop_after)
+                               state, log_path, progress, stop_after, loss_fn)
         if run.save_every and state["step"] % run.save_every != 0:
             _save_checkpoint(accelerator, run, state)
         if state["step"] < schedule.max_steps:  # stopped early on request: a checkpoint is on disk
@@ -431,10 +436,36 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
         lock.release()
 
 
+def pose_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The ground-truth loss of a batch (the model's target-weighted JointsMSE)."""
+    return model(**batch).loss
+
+
+def restore_run_state(accelerator: Any, output_dir: str, resume: bool) -> tuple[dict[str, Any], str]:
+    """The loop state to start from and the log path: the newest checkpoint's (loaded into the prepared objects, the
+    log cut back to its step) when resuming, else step 0 with a fresh log."""
+    log_path = os.path.join(output_dir, "log.jsonl")
+    state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "samples": 0}
+    checkpoints = _checkpoints(output_dir) if resume else []
+    if checkpoints:
+        state = _read_trainer_state(checkpoints[-1])
+        accelerator.load_state(checkpoints[-1])
+        if accelerator.is_main_process:
+            truncate_log(log_path, state["step"])
+        accelerator.print(f"Resumed from {checkpoints[-1]} at step {state['step']}.")
+    elif resume:
+        accelerator.print(f"No checkpoint under {output_dir}/checkpoints; starting from scratch.")
+    elif accelerator.is_main_process and os.path.exists(log_path):
+        os.remove(log_path)
+    return state, log_path
+
+
 def _training_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, loader: Any, sampler: MixedSampler,
                    config: TrainingConfig, schedule: Schedule, state: dict[str, Any], log_path: str, progress: bool,
-                   stop_after: int | None) -> dict[str, Any]:
-    """Optimizer steps until `schedule.max_steps` (or `stop_after` more); returns the updated state."""
+                   stop_after: int | None, loss_fn: Callable[[Any, dict], torch.Tensor] = pose_loss
+                   ) -> dict[str, Any]:
+    """Optimizer steps until `schedule.max_steps` (or `stop_after` more); returns the updated state. `loss_fn(model,
+    batch)` gives the loss to minimise (`pose_loss`, or distillation's)."""
     run, opt = config.runtime, config.optimization
     micro_per_epoch = len(loader)
     start_step = state["step"]
@@ -455,7 +486,7 @@ def _training_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any,
             epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"])
         for batch in epoch_loader:
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss = loss_fn(model, batch)
                 if not torch.isfinite(loss):
                     last = _checkpoints(run.output_dir)
                     raise TrainingDiverged(
