@@ -11,7 +11,7 @@ against the same fine-tuning from random initialisation at an equal, small budge
 4. Print COCO-style AP of both per held-out split side by side and draw both learning curves into one plot.
 
     flock /tmp/vitpose-cpu.lock python benchmarks/mae_vs_scratch.py [--output-dir runs/mae_vs_scratch]
-        [--pretrain-steps N] [--finetune-steps 1000] [--eval-every 250] [--plot docs/mae_vs_scratch.png]
+        [--pretrain-steps N] [--finetune-steps 1000] [--eval-every 200] [--plot docs/mae_vs_scratch.png]
 
 Writes `<output-dir>/{pretrain,scratch,mae}/` (each a complete run folder) and `<output-dir>/results.json`.
 """
@@ -107,7 +107,7 @@ def plot(results: dict[str, dict], pretrain_log: str, output: str) -> None:
     loss_axis.grid(alpha=0.3)
     handles = loss_axis.get_legend_handles_labels()[0] + ap_axis.get_legend_handles_labels()[0]
     names = loss_axis.get_legend_handles_labels()[1] + ap_axis.get_legend_handles_labels()[1]
-    loss_axis.legend(handles, names, loc="center right", fontsize=8)
+    loss_axis.legend(handles, names, loc="upper right", fontsize=8)
     loss_axis.set_title("Fine-tuning the synthetic ViTPose+ recipe")
     pre_losses, _ = read_log(pretrain_log)
     steps, values = zip(*pre_losses)
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--output-dir", default="runs/mae_vs_scratch")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="default: synthetic_mae's max_steps")
     parser.add_argument("--finetune-steps", type=int, default=1000)
-    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--plot", default="docs/mae_vs_scratch.png")
     args = parser.parse_args()
 

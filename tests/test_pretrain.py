@@ -305,3 +305,12 @@ def test_pretraining_config_validation_errors(tmp_path):
     default = load_pretraining_config(None)  # the bundled synthetic config parses and validates
     assert [d.name for d in default.datasets] == ["coco", "ap10k", "synthetic_hand"]
     assert build_mae_config(default).hidden_size == 128
+
+
+def test_shipped_pretraining_recipe_parses_and_names_the_missing_files():
+    from vitpose_plus.training.pretraining_config import bundled_pretraining_configs
+
+    assert set(bundled_pretraining_configs()) == {"synthetic_mae", "mae_base_coco_aic_person_crops"}
+    with pytest.raises(FileNotFoundError, match=r"datasets\[0\] \('coco'\)\.train\.annotations = '/path/to/.*' "
+                                                r"does not exist"):
+        load_pretraining_config("mae_base_coco_aic_person_crops")
