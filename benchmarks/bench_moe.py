@@ -8,18 +8,20 @@ ViTPose+ (random weights), a batch whose dataset indices are spread over the six
 
 Runs alternate within one process so that the ratios compare like with like. Usage:
 
-    python benchmarks/bench_moe.py [--preset vitpose-plus-base] [--batch-size 8] [--repeats 5] [--device cpu]
+    python benchmarks/bench_moe.py [--preset vitpose-plus-base] [--batch-size 8] [--repeats 5]
+                                   [--device cuda] [--dtype bf16] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from _bench_utils import add_runtime_arguments, describe, prepare, runtime, timed
 
 from vitpose_plus import VitPosePlusConfig, VitPosePlusForPoseEstimation
+from vitpose_plus.conversion.transformers_vitpose import to_transformers_vitpose
 
 
 def transformers_twin(model: VitPosePlusForPoseEstimation) -> torch.nn.Module:
@@ -31,20 +33,7 @@ def transformers_twin(model: VitPosePlusForPoseEstimation) -> torch.nn.Module:
     single = VitPosePlusForPoseEstimation(VitPosePlusConfig(**config))
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("heads.") or k.startswith("heads.0.")}
     single.load_state_dict(state, strict=True)
-    return single.to_transformers_vitpose()
-
-
-def time_call(fn, repeats: int, device: torch.device) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+    return to_transformers_vitpose(single)
 
 
 def main() -> None:
@@ -53,31 +42,28 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds; each round runs every variant once")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_runtime_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device, dtype = runtime(args)
 
     torch.manual_seed(0)
     config = VitPosePlusConfig.from_preset(args.preset)
     model = VitPosePlusForPoseEstimation(config).eval()
     merged = model.merge_experts(0).eval()
     hf_model = transformers_twin(model).eval()
-    model.to(device), merged.to(device), hf_model.to(device)
+    routed_fn, merged_fn, hf_fn = (prepare(m, args, device, dtype) for m in (model, merged, hf_model))
 
-    pixel_values = torch.randn(args.batch_size, 3, *config.image_size, device=device)
+    pixel_values = torch.randn(args.batch_size, 3, *config.image_size, device=device, dtype=dtype)
     index = torch.arange(args.batch_size, device=device) % config.num_datasets  # spread over every expert
     with torch.no_grad():
-        ours, theirs = model(pixel_values, dataset_index=index).heatmaps, hf_model(pixel_values, dataset_index=index)
+        ours, theirs = routed_fn(pixel_values, dataset_index=index).heatmaps, hf_fn(pixel_values, dataset_index=index)
         coco = index == 0
-        diff = (ours[coco, :17] - theirs.heatmaps[coco]).abs().max().item()
+        diff = (ours[coco, :17].float() - theirs.heatmaps[coco].float()).abs().max().item()
 
     variants = {
-        "routed (this repo)": lambda: model(pixel_values, dataset_index=index),
-        "merged dense (this repo)": lambda: merged(pixel_values),
-        "transformers VitPose (masked experts)": lambda: hf_model(pixel_values, dataset_index=index),
+        "routed (this repo)": lambda: routed_fn(pixel_values, dataset_index=index),
+        "merged dense (this repo)": lambda: merged_fn(pixel_values),
+        "transformers VitPose (masked experts)": lambda: hf_fn(pixel_values, dataset_index=index),
     }
     results: dict[str, list[float]] = {name: [] for name in variants}
     with torch.inference_mode():
@@ -86,12 +72,11 @@ def main() -> None:
                 fn()
         for _ in range(args.repeats):  # alternate so that drifts in machine load hit every variant alike
             for name, fn in variants.items():
-                results[name] += time_call(fn, 1, device)
+                results[name].append(timed(fn, device))
 
     print(
-        f"{args.preset}, batch {args.batch_size} (dataset indices {index.tolist()}), fp32, no grad, "
-        f"{config.image_size[0]}x{config.image_size[1]}, device {device}, {torch.get_num_threads()} threads, "
-        f"{args.repeats} rounds"
+        f"{args.preset}, batch {args.batch_size} (dataset indices {index.tolist()}), no grad, "
+        f"{config.image_size[0]}x{config.image_size[1]}, {describe(args, device)}, {args.repeats} rounds"
     )
     print(f"COCO-sample heatmap max |routed - transformers| = {diff:.2e}\n")
     medians = {name: statistics.median(times) for name, times in results.items()}

@@ -11,11 +11,16 @@ Runs alternate within one process. The data pipeline line times `TopDownTransfor
 synthetic 256x256 images in one worker, against the samples/s the routed step consumes.
 
     python benchmarks/bench_train.py [--batch-size 32] [--repeats 3] [--preset vitpose-plus-small]
+                                     [--device cuda] [--dtype bf16] [--compile]
+
+With `--dtype bf16|fp16` the step runs under autocast (weights and AdamW states stay fp32, as mixed-precision training
+does); `--compile` compiles the routed model (the masked reference patches the module at run time, so it stays eager).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import tempfile
@@ -23,6 +28,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _bench_utils import add_runtime_arguments, describe, runtime, timed
 
 from vitpose_plus import VitPosePlusConfig, VitPosePlusForPoseEstimation
 from vitpose_plus.modeling.modeling_vitpose_plus import VitPosePlusMoEMLP
@@ -60,23 +66,32 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-samples", type=int, default=64)
+    add_runtime_arguments(parser)
     args = parser.parse_args()
+    device, dtype = runtime(args)
+
+    def autocast():
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
 
     torch.manual_seed(0)
     config = VitPosePlusConfig.from_preset(args.preset, drop_path_rate=0.0)
-    model = VitPosePlusForPoseEstimation(config).train()
+    model = VitPosePlusForPoseEstimation(config).to(device).train()
+    routed_model = torch.compile(model) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     h, w = config.heatmap_size
     batch = {
-        "pixel_values": torch.randn(args.batch_size, 3, *config.image_size),
-        "labels": torch.rand(args.batch_size, config.max_num_keypoints, h, w),
-        "label_weights": torch.ones(args.batch_size, config.max_num_keypoints),
-        "dataset_index": torch.arange(args.batch_size) % config.num_datasets,
+        "pixel_values": torch.randn(args.batch_size, 3, *config.image_size, device=device),
+        "labels": torch.rand(args.batch_size, config.max_num_keypoints, h, w, device=device),
+        "label_weights": torch.ones(args.batch_size, config.max_num_keypoints, device=device),
+        "dataset_index": torch.arange(args.batch_size, device=device) % config.num_datasets,
     }
 
     def routed_step() -> float:
         optimizer.zero_grad(set_to_none=True)
-        loss = model(**batch).loss
+        with autocast():
+            loss = routed_model(**batch).loss
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -87,7 +102,8 @@ def main() -> None:
         VitPosePlusMoEMLP.forward = masked_moe_forward
         try:
             optimizer.zero_grad(set_to_none=True)
-            loss = masked_reference_loss(model, batch)
+            with autocast():
+                loss = masked_reference_loss(model, batch)
             loss.backward()
             optimizer.step()
         finally:
@@ -105,18 +121,16 @@ def main() -> None:
 
     times: dict[str, list[float]] = {"routed (this repo)": [], "masked reference (original method)": []}
     steps = {"routed (this repo)": routed_step, "masked reference (original method)": masked_step}
-    for fn in steps.values():  # warm-up
+    for fn in steps.values():  # warm-up (and compilation)
         fn()
     for _ in range(args.repeats):
         for name, fn in steps.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(fn, device))
 
     medians = {name: statistics.median(t) for name, t in times.items()}
     routed = medians["routed (this repo)"]
-    print(f"{args.preset}, batch {args.batch_size} spread over {config.num_datasets} datasets, fp32, "
-          f"{config.image_size[0]}x{config.image_size[1]}, CPU, {torch.get_num_threads()} threads, "
+    print(f"{args.preset}, batch {args.batch_size} spread over {config.num_datasets} datasets, "
+          f"{config.image_size[0]}x{config.image_size[1]}, {describe(args, device)}, "
           f"{args.repeats} rounds; loss routed {routed_loss:.6f} vs masked {masked_loss:.6f}\n")
     print("| training step | median s / step | samples/s | speed-up of routed |")
     print("|---|---|---|---|")
@@ -126,16 +140,19 @@ def main() -> None:
     # Data pipeline: one worker's throughput.
     from vitpose_plus.data.datasets import load_keypoint_dataset
     from vitpose_plus.data.synthetic import make_synthetic_dataset
+    from vitpose_plus.modeling import VitPosePlusImageProcessor
+    from vitpose_plus.training.data_pipeline import TopDownTrainingDataset
     from vitpose_plus.training.transforms import TopDownTransform
 
     with tempfile.TemporaryDirectory() as tmp:
         annotations = make_synthetic_dataset("coco", max(8, args.data_samples // 2), 0, tmp)
         rows = load_keypoint_dataset(annotations, tmp, "coco")
-        transform = TopDownTransform("coco", train=True, seed=0)
-        count = min(args.data_samples, len(rows))
+        processor = VitPosePlusImageProcessor.from_model_config(config)
+        samples = TopDownTrainingDataset(rows, TopDownTransform(processor, "coco", train=True), seed=0)
+        count = min(args.data_samples, len(samples))
         start = time.perf_counter()
         for i in range(count):
-            transform(rows[i : i + 1])
+            samples[i]
         data_rate = count / (time.perf_counter() - start)
     print(f"\ndata pipeline (decode + augment + warp + targets, 1 worker): {data_rate:.1f} samples/s; "
           f"the routed step consumes {args.batch_size / routed:.1f} samples/s "

@@ -70,6 +70,11 @@ class ModelCardInfo:
     measured_results: dict[str, dict[str, float]] = field(default_factory=dict)
     measured_source: str = "vitpose-plus evaluation of this model on its validation split"
 
+    def render(self, template: str | None = None) -> str:
+        """The card's markdown (`render_model_card`); `file_io.save_model_folder` calls this, so the low-level folder
+        writer needs no import of this module."""
+        return render_model_card(self) if template is None else render_model_card(self, template)
+
     def front_matter(self) -> dict[str, Any]:
         """The YAML metadata block (Hub model-card metadata)."""
         meta: dict[str, Any] = {
@@ -269,3 +274,4 @@ def validate_model_card(text: str, source: str = "model card", online: bool = Fa
     if online:
         card.validate()
     return data
+

@@ -25,6 +25,9 @@ REMOTE_CODE_FILES = (
     "keypoint_codecs.py",
     "dataset_specs.py",
     "catalog.py",
+    "pipeline_vitpose_plus.py",
+    "top_down.py",
+    "person_detection.py",
 )
 #: Code files a trust_remote_code MAE pre-training folder (`vitpose-plus pretrain`) holds: the pose model's files, whose
 #: backbone the MAE encoder is, plus the MAE config and model.

@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--detector-labels", nargs="+", default=["person"], help="detector classes to keep (default: person)"
     )
-    predict.add_argument("--detector-threshold", type=float, default=0.5)
+    predict.add_argument("--detector-threshold", type=float, default=0.5, help="detector score threshold")
     dataset_argument(predict, help_suffix="; default: the processor's (the model's first)")
     predict.add_argument("--flip-test", action="store_true", help="average with the mirrored crops")
     predict.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")

@@ -136,3 +136,26 @@ def test_lr_schedule_warmup_step_and_cosine():
     assert (epochs.max_steps, epochs.milestones) == (21, (14,)) and opt.max_steps == 40
 
 
+
+
+def test_train_split_from_a_saved_datasets_folder(tmp_path):
+    """`train.hub_dataset` names a `datasets` dataset (here a save_to_disk folder) with the loader's columns: one
+    stored row (and image) per image, however many people it holds."""
+    from vitpose_plus.data.datasets import load_keypoint_dataset
+    from vitpose_plus.data.synthetic import make_synthetic_dataset
+
+    annotations = make_synthetic_dataset("coco", 6, 0, tmp_path / "data", image_size=(96, 96), max_instances=3)
+    rows = load_keypoint_dataset(annotations, tmp_path / "data", "coco")
+    people = sum(len(r["instances"]["bbox"]) for r in rows)
+    assert len(rows) == 6 and people > 6
+    rows.save_to_disk(str(tmp_path / "saved"))
+    path = write_config(tmp_path, datasets=[{"name": "coco", "train": {"hub_dataset": str(tmp_path / "saved")}}],
+                        model={"overrides": {**TINY_MODEL, "num_experts": 1}},
+                        optimization={"max_steps": 2, "batch_size": 2})
+    result = train(load_training_config(path), progress=False)
+    assert result.step == 2 and (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+    bad = write_config(tmp_path / "bad", datasets=[{"name": "coco", "train": {"hub_dataset": str(tmp_path / "saved")},
+                                                    "val": {"hub_dataset": str(tmp_path / "saved")}}])
+    with pytest.raises(ValueError, match=r"val.hub_dataset: the evaluation protocol reads the released"):
+        load_training_config(bad)

@@ -1,10 +1,11 @@
-"""The `vitpose-plus train` and `vitpose-plus pretrain` commands (registered by `vitpose_plus.cli`)."""
+"""The `vitpose-plus train`, `vitpose-plus finetune` and `vitpose-plus pretrain` commands (registered by
+`vitpose_plus.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from vitpose_plus.cli import DefaultsFormatter, parse_assignments
+from vitpose_plus.cli import DefaultsFormatter, dataset_argument, parse_assignments
 
 
 def _load_config(args: argparse.Namespace):
@@ -42,12 +43,27 @@ def _check_data(config) -> int:
 
     from .train import materialise_synthetic
 
-    materialise_synthetic(config, is_main=True)
+    materialise_synthetic(config, is_main=True, progress=True)
     report = check_dataset_files(dataset_files_from_run(config.datasets))
     print(report.format_table())
     if not report.ok:
         report.raise_for_errors()
     print("all data files are usable")
+    return 0
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from .finetune_with_trainer import finetune_with_trainer
+
+    result = finetune_with_trainer(
+        args.output_dir, model=args.model, dataset=args.dataset, train_annotations=args.train_annotations,
+        train_images=args.train_images, val_annotations=args.val_annotations, val_images=args.val_images,
+        max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        save_steps=args.save_steps, resume=args.resume, seed=args.seed,
+    )
+    for key, value in result.metrics.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    print(f"model saved to {result.model_dir}")
     return 0
 
 
@@ -102,7 +118,7 @@ def register_pretrain(subparsers: argparse._SubParsersAction) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `train` and `pretrain` to the top-level parser's sub-parsers."""
+    """Add `train`, `finetune` and `pretrain` to the top-level parser's sub-parsers."""
     from .config import bundled_configs
 
     train = subparsers.add_parser(
@@ -126,4 +142,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--stop-after", type=int, default=None,
                        help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
     train.set_defaults(func=_run_train)
+
+    finetune = subparsers.add_parser(
+        "finetune", formatter_class=DefaultsFormatter,
+        help="fine-tune one dataset of a model with transformers.Trainer",
+        description="Fine-tune one dataset with transformers.Trainer (processor and card saved with every checkpoint, "
+                    "exact --resume, streaming evaluation). Without annotation files: a small synthetic set.",
+    )
+    finetune.add_argument("--output-dir", default="runs/trainer", help="Trainer output folder")
+    finetune.add_argument("--model", default=None,
+                          help="model folder or Hub id to fine-tune (default: a small new one)")
+    dataset_argument(finetune, help_suffix="; without --model: the keypoint layout of the new model")
+    finetune.set_defaults(dataset="coco")
+    for split in ("train", "val"):
+        finetune.add_argument(f"--{split}-annotations", default=None, help=f"{split} annotation file (COCO format)")
+        finetune.add_argument(f"--{split}-images", default=None, help=f"{split} image folder")
+    finetune.add_argument("--max-steps", type=int, default=300)
+    finetune.add_argument("--batch-size", type=int, default=32, help="per device")
+    finetune.add_argument("--learning-rate", type=float, default=1e-3)
+    finetune.add_argument("--save-steps", type=int, default=100, help="checkpoint interval")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    finetune.set_defaults(func=_run_finetune)
     register_pretrain(subparsers)

@@ -18,6 +18,8 @@ from typing import Any
 
 from vitpose_plus.file_io import read_yaml_file
 
+from .transforms import AugmentationSettings
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "synthetic.yaml")
 
@@ -67,18 +69,8 @@ class DatasetConfig:
     allow_empty: bool = False  # train a dataset with no labelled instance (its head and expert stay untrained)
 
 
-@dataclass
-class AugmentationConfig:
-    """`TopDownTransform` settings; the defaults are the original recipe's."""
-
-    flip_prob: float = 0.5
-    half_body_prob: float = 0.3
-    half_body_min_joints: int = 8
-    scale_factor: float = 0.5
-    rotation_factor: float = 40.0
-    rotation_prob: float = 0.6
-    center_jitter_prob: float = 0.3
-    sigma: float = 2.0
+#: The `augmentation` section: `TopDownTransform`'s settings, defaults the original recipe's (defined once, there).
+AugmentationConfig = AugmentationSettings
 
 
 @dataclass
@@ -299,6 +291,9 @@ def validate_training_config(config: TrainingConfig) -> None:
             split = getattr(dataset, split_name)
             if split is None:
                 continue
+            if split_name == "val" and split.hub_dataset is not None:
+                raise ValueError(f"{where}: {here}.val.hub_dataset: the evaluation protocol reads the released "
+                                 "ground-truth file; give val.annotations and val.images instead.")
             if split.hub_dataset is None and (split.annotations is None or split.images is None):
                 raise ValueError(f"{where}: {here}.{split_name} needs 'annotations' and 'images' (or 'hub_dataset').")
             for key in ("annotations", "images", "detections", "mpii_gt_mat"):

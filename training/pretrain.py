@@ -204,7 +204,7 @@ def pretrain(config: PretrainingConfig, resume: bool = False, overwrite: bool = 
     lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process,
                                  run_files=PRETRAINING_RUN_FILES)
     try:
-        materialise_synthetic(config, accelerator.is_main_process, splits=("train",))
+        materialise_synthetic(config, accelerator.is_main_process, progress, splits=("train",))
         accelerator.wait_for_everyone()
         mae_config = build_mae_config(config)
         data = build_pretraining_data(config, mae_config)

@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -170,7 +170,8 @@ def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
     return resolve_dataset_spec(dataset.spec or dataset.name)
 
 
-def materialise_synthetic(config: TrainingConfig, is_main: bool, splits: Sequence[str] = ("train", "val")) -> None:
+def materialise_synthetic(config: TrainingConfig, is_main: bool, progress: bool = False,
+                          splits: Sequence[str] = ("train", "val")) -> None:
     """Render the synthetic datasets of the run into `<output_dir>/data/<name>/<split>-<key>`, where the key hashes
     every setting that made the data: changing the size or the seed renders again instead of reusing stale data.
     Only `splits` are rendered (pre-training needs no validation images)."""
@@ -193,7 +194,7 @@ def materialise_synthetic(config: TrainingConfig, is_main: bool, splits: Sequenc
             annotations = os.path.join(folder, "annotations.json")
             if is_main and not os.path.exists(annotations):
                 make_synthetic_dataset(spec, count, seed, folder, image_size=synth.image_size,
-                                       max_instances=synth.max_instances)
+                                       max_instances=synth.max_instances, progress=progress)
             setattr(dataset, split, SplitConfig(annotations=annotations, images=folder))
 
 
@@ -233,11 +234,10 @@ def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig,
         ValueError: for a dataset without a labelled instance (unless `allow_empty`) or smaller than nothing at all.
     """
     processor = VitPosePlusImageProcessor.from_model_config(model_config)
-    augmentation = asdict(config.augmentation)
     parts = []
     for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
         rows = load_split_rows(dataset, dataset.train, spec)
-        transform = TopDownTransform(processor, dataset=index, train=True, **augmentation)
+        transform = TopDownTransform(processor, dataset=index, train=True, augmentation=config.augmentation)
         part = TopDownTrainingDataset(rows, transform, seed=config.runtime.seed)
         if len(part) == 0 and not dataset.allow_empty:
             raise ValueError(
@@ -352,7 +352,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
     accelerator = build_accelerator(config)
     lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process)
     try:
-        materialise_synthetic(config, accelerator.is_main_process)
+        materialise_synthetic(config, accelerator.is_main_process, progress)
         accelerator.wait_for_everyone()
         specs = [resolve_spec(d) for d in config.datasets]
         model_config = build_model_config(config, specs)

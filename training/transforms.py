@@ -21,7 +21,9 @@ Each output sample holds `pixel_values` `(3, H, W)` float32 (normalised), `label
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,6 +81,28 @@ def _as_keypoints(value: Any, k: int, context: str) -> np.ndarray:
     return arr.reshape(k, 3)
 
 
+@dataclass
+class AugmentationSettings:
+    """The top-down augmentation of the original recipe (its defaults; the `augmentation` section of a training
+    config is this dataclass).
+
+    Attributes:
+        flip_prob: horizontal flip probability; half_body_prob, half_body_min_joints: half-body crop probability and
+            the labelled-keypoint count it needs (more than); scale_factor: `s *= clip(1 + f N(0, 1), 1 - f, 1 + f)`;
+        rotation_factor, rotation_prob: `clip(f N(0, 1), -2f, 2f)` degrees with that probability;
+        center_jitter_prob: per-sample centre jitter probability; sigma: target Gaussian sigma (heatmap pixels).
+    """
+
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_joints: int = 8
+    scale_factor: float = 0.5
+    rotation_factor: float = 40.0
+    rotation_prob: float = 0.6
+    center_jitter_prob: float = 0.3
+    sigma: float = 2.0
+
+
 class TopDownTransform:
     """Per-sample top-down pipeline for one dataset; see the module docstring.
 
@@ -87,8 +111,8 @@ class TopDownTransform:
             normalisation, the dataset specs and codecs.
         dataset: the model's dataset (index or name) of these samples: its flip pairs, half-body split and codec.
         train: apply the random augmentations (otherwise only crop and targets, rotation 0).
-        flip_prob, half_body_prob, half_body_min_joints, scale_factor, rotation_factor, rotation_prob,
-        center_jitter_prob: augmentation settings (original defaults); sigma: target sigma.
+        augmentation: `AugmentationSettings` (default: the original recipe's); keyword arguments of the same names
+            override single fields (`flip_prob=0.0`).
         seed: seed of the random stream used when no generator is passed (`None`: non-deterministic).
         pad_to: zero-pad `labels` and `label_weights` to this many keypoints.
     """
@@ -98,30 +122,31 @@ class TopDownTransform:
         processor: VitPosePlusImageProcessor,
         dataset: int | str = 0,
         train: bool = True,
-        flip_prob: float = 0.5,
-        half_body_prob: float = 0.3,
-        half_body_min_joints: int = 8,
-        scale_factor: float = 0.5,
-        rotation_factor: float = 40.0,
-        rotation_prob: float = 0.6,
-        center_jitter_prob: float = 0.3,
-        sigma: float = 2.0,
+        augmentation: AugmentationSettings | None = None,
         seed: int | None = None,
         pad_to: int | None = None,
+        **settings: Any,
     ) -> None:
+        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(AugmentationSettings)})
+        if unknown:
+            raise TypeError(f"TopDownTransform got unknown augmentation settings {unknown}; the settings are "
+                            f"{[f.name for f in dataclasses.fields(AugmentationSettings)]}.")
+        augmentation = dataclasses.replace(augmentation or AugmentationSettings(), **settings)
+        self.augmentation = augmentation
         self.processor = processor
         self.dataset_index = processor.dataset_index(dataset)
         self.spec = processor.dataset_spec(self.dataset_index)
         codec = processor.codec(self.dataset_index)
-        self.codec = type(codec)(codec.input_size, codec.heatmap_size, float(sigma), codec.blur_kernel_size)
+        self.codec = type(codec)(codec.input_size, codec.heatmap_size, float(augmentation.sigma),
+                                 codec.blur_kernel_size)
         self.train = train
-        self.flip_prob = flip_prob
-        self.half_body_prob = half_body_prob if self.spec.use_half_body else 0.0
-        self.half_body_min_joints = half_body_min_joints
-        self.scale_factor = scale_factor
-        self.rotation_factor = rotation_factor
-        self.rotation_prob = rotation_prob
-        self.center_jitter_prob = center_jitter_prob
+        self.flip_prob = augmentation.flip_prob
+        self.half_body_prob = augmentation.half_body_prob if self.spec.use_half_body else 0.0
+        self.half_body_min_joints = augmentation.half_body_min_joints
+        self.scale_factor = augmentation.scale_factor
+        self.rotation_factor = augmentation.rotation_factor
+        self.rotation_prob = augmentation.rotation_prob
+        self.center_jitter_prob = augmentation.center_jitter_prob
         if pad_to is not None and pad_to < self.spec.num_keypoints:
             raise ValueError(f"pad_to={pad_to} is smaller than the {self.spec.num_keypoints} keypoints of "
                              f"{self.spec.name!r}.")
@@ -205,4 +230,4 @@ class TopDownTransform:
                                       center=instance.center, scale=instance.scale)
 
 
-__all__ = ["TopDownTransform", "half_body_center_scale"]
+__all__ = ["AugmentationSettings", "TopDownTransform", "half_body_center_scale"]

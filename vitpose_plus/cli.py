@@ -33,7 +33,14 @@ _USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErr
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows every option's default and keeps descriptions as written."""
+    """Help that shows every option's default and keeps descriptions as written. Options without a value (None),
+    flags (off by default) and helps that already state their default are left as they are."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def parse_assignments(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:

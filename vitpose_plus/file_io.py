@@ -395,12 +395,8 @@ def save_model_folder(
             processor = VitPosePlusImageProcessor.from_model_config(model.config)
         if processor is not None:
             processor.save_pretrained(staging)
-        if card is not None:
-            if not isinstance(card, str):
-                from .hub_cards.cards import render_model_card
-
-                card = render_model_card(card)
-            write_text(os.path.join(staging, "README.md"), card)
+        if card is not None:  # markdown, or a card object that renders itself (hub_cards.cards.ModelCardInfo)
+            write_text(os.path.join(staging, "README.md"), card if isinstance(card, str) else card.render())
         if report is not None:
             write_json(os.path.join(staging, "conversion_report.json"), report)
         for name, text in (extra_files or {}).items():

@@ -22,7 +22,6 @@ the image). Everything is deterministic given `seed`: image `i` uses `np.random.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
@@ -33,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vitpose_plus.file_io import write_json
 from vitpose_plus.modeling.dataset_specs import KeypointDatasetSpec, get_dataset_spec
 
 
@@ -325,6 +325,7 @@ def make_synthetic_dataset(
     image_size: Sequence[int] = (256, 256),
     max_instances: int = 3,
     jpeg_quality: int = 95,
+    progress: bool = False,
 ) -> str:
     """Render `num_images` images with COCO keypoint annotations into `out_dir`.
 
@@ -336,6 +337,7 @@ def make_synthetic_dataset(
         spec: a built-in human or quadruped dataset name, `SYNTHETIC_HAND_SPEC`, or a compatible spec.
         image_size: `(height, width)` of the images.
         max_instances: figures per image are drawn uniformly from 1..max_instances.
+        progress: show a progress bar.
 
     Returns:
         Path of the annotation JSON (the image root is `out_dir`).
@@ -344,8 +346,10 @@ def make_synthetic_dataset(
     figure_family(spec)  # fail early for unsupported layouts
     out_dir = os.fspath(out_dir)
     os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
+    from tqdm.auto import tqdm
+
     images, annotations = [], []
-    for i in range(int(num_images)):
+    for i in tqdm(range(int(num_images)), desc=f"render {spec.name}", unit="image", disable=not progress):
         rng = np.random.default_rng([int(seed), i])
         img, anns = render_synthetic_image(spec, rng, image_size, max_instances)
         file_name = f"images/{i:06d}.jpg"
@@ -376,8 +380,7 @@ def make_synthetic_dataset(
         }],
     }
     path = os.path.join(out_dir, "annotations.json")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
+    write_json(path, data, indent=None)  # atomically, and last: its presence means the set is complete
     return path
 
 
