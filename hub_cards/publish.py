@@ -29,6 +29,9 @@ REMOTE_CODE_FILES = (
     "top_down.py",
     "person_detection.py",
 )
+#: Code files a trust_remote_code MAE pre-training folder (`vitpose-plus pretrain`) holds: the pose model's files, whose
+#: backbone the MAE encoder is, plus the MAE config and model.
+MAE_REMOTE_CODE_FILES = REMOTE_CODE_FILES + ("configuration_vitpose_plus_mae.py", "modeling_vitpose_plus_mae.py")
 
 
 def check_repo_id(repo_id: str) -> str:

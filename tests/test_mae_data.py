@@ -22,11 +22,12 @@ from vitpose_plus.training.pretraining_data import (
     crop_person,
     denormalize_image,
     normalize_image,
+    pretraining_processor,
     random_resized_crop_box,
     resize_image,
 )
 
-MEAN = np.array([0.485, 0.456, 0.406])
+MEAN = np.array([0.485, 0.456, 0.406])  # ImageNet statistics, the processor's defaults
 STD = np.array([0.229, 0.224, 0.225])
 
 
@@ -40,16 +41,16 @@ def test_crop_person_is_the_top_down_udp_crop():
     200 s_h / 255 (UDP, reference section 3.3); the 60x80 box is already 3:4, so 200 s = (75, 100) after padding."""
     ys, xs = np.mgrid[0:300, 0:300].astype(np.float32)
     ramp = np.stack([xs, ys, np.zeros_like(xs)], axis=-1)
-    crop = crop_person(ramp, (40, 30, 60, 80), (256, 192))
+    crop = crop_person(ramp, (40, 30, 60, 80))
     assert crop.shape == (256, 192, 3)
     j, i = np.mgrid[0:256, 0:192]
     np.testing.assert_allclose(crop[..., 0], 70 + (i - 95.5) * 75 / 191, atol=0.05)
     np.testing.assert_allclose(crop[..., 1], 70 + (j - 127.5) * 100 / 255, atol=0.05)
     # A wide box is fixed to 3:4 by growing its height: 120x40 -> 120x160, then padded to 150x200.
-    wide = crop_person(ramp, (40, 80, 120, 40), (256, 192))
+    wide = crop_person(ramp, (40, 80, 120, 40))
     np.testing.assert_allclose(wide[..., 1], 100 + (j - 127.5) * 200 / 255, atol=0.05)
     with pytest.raises(ValueError, match="w, h > 0"):
-        crop_person(ramp, (0, 0, 0, 10), (256, 192))
+        crop_person(ramp, (0, 0, 0, 10))
 
 
 def test_crop_mode_flip_normalise_and_determinism():
@@ -59,7 +60,7 @@ def test_crop_mode_flip_normalise_and_determinism():
     flipped = MAEPretrainingTransform(mode="crop", flip_prob=1.0)
     out = plain(image, box, rng=np.random.default_rng(0))
     assert out.shape == (3, 256, 192) and out.dtype == np.float32
-    crop = crop_person(image, box, (256, 192)).astype(np.float64)
+    crop = crop_person(image, box).astype(np.float64)
     np.testing.assert_allclose(out, ((crop / 255 - MEAN) / STD).transpose(2, 0, 1), atol=1e-5)
     np.testing.assert_array_equal(flipped(image, box, rng=np.random.default_rng(0)), out[:, :, ::-1])
     half = MAEPretrainingTransform(mode="crop", seed=3)
@@ -74,7 +75,7 @@ def test_crop_mode_picks_one_of_several_boxes_and_whole_image_without_boxes():
     image = _image()
     boxes = np.array([[10, 10, 60, 80], [200, 100, 90, 120], [300, 150, 40, 50]], dtype=np.float64)
     transform = MAEPretrainingTransform(mode="crop", flip_prob=0.0)
-    expected = [normalize_image(crop_person(image, b, (256, 192))) for b in boxes]
+    expected = [normalize_image(crop_person(image, b).astype(np.uint8)) for b in boxes]
     rng = np.random.default_rng(5)
     seen = set()
     for _ in range(30):
@@ -84,7 +85,7 @@ def test_crop_mode_picks_one_of_several_boxes_and_whole_image_without_boxes():
         seen.add(matches[0])
     assert seen == {0, 1, 2}
     whole = transform(image, None, rng=np.random.default_rng(0))
-    np.testing.assert_array_equal(whole, normalize_image(crop_person(image, (0, 0, 400, 300), (256, 192))))
+    np.testing.assert_array_equal(whole, normalize_image(crop_person(image, (0, 0, 400, 300)).astype(np.uint8)))
 
 
 # ------------------------------------------------------------------------------------------------ whole-image mode
@@ -133,10 +134,11 @@ def test_transform_batch_reads_image_files(tmp_path):
     transform = MAEPretrainingTransform(mode="crop", flip_prob=0.0, image_size=(64, 48))
     batch = transform.transform_batch({"image": [str(path), image], "bbox": [[10, 10, 40, 60], None]})
     assert len(batch["pixel_values"]) == 2
+    small = pretraining_processor((64, 48))
     np.testing.assert_array_equal(batch["pixel_values"][0],
-                                  normalize_image(crop_person(image, (10, 10, 40, 60), (64, 48))))
+                                  normalize_image(crop_person(image, (10, 10, 40, 60), small).astype(np.uint8)))
     np.testing.assert_array_equal(batch["pixel_values"][1],
-                                  normalize_image(crop_person(image, (0, 0, 90, 120), (64, 48))))
+                                  normalize_image(crop_person(image, (0, 0, 90, 120), small).astype(np.uint8)))
 
 
 def test_normalise_round_trip():

@@ -1,4 +1,4 @@
-"""The `vitpose-plus train`, `finetune` and `distill` commands (registered by `vitpose_plus.cli`)."""
+"""The `vitpose-plus train`, `finetune`, `pretrain` and `distill` commands (registered by `vitpose_plus.cli`)."""
 
 from __future__ import annotations
 
@@ -67,8 +67,58 @@ def _run_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from .pretrain import pretrain
+    from .pretraining_config import load_pretraining_config
+
+    if args.resume and args.overwrite:
+        raise ValueError("Give either --resume (continue the run in the output folder) or --overwrite (replace it).")
+    overrides = parse_assignments(args.set)
+    if args.output_dir:
+        overrides["runtime.output_dir"] = args.output_dir
+    config = load_pretraining_config(args.config, overrides)
+    result = pretrain(config, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                      stop_after=args.stop_after)
+    loss = f" (loss {result.final_loss:.4f})" if result.final_loss is not None else ""
+    if result.model_dir is None:
+        print(f"stopped at step {result.step}{loss}; continue with --resume")
+    else:
+        print(f"MAE model saved to {result.model_dir}{loss}; pictures in "
+              f"{config.runtime.output_dir}/pictures. Fine-tune with: vitpose-plus train --config RUN.yaml "
+              f"--set model.mae_checkpoint={result.model_dir}")
+    return 0
+
+
+def register_pretrain(subparsers: argparse._SubParsersAction) -> None:
+    """Add `pretrain` (MAE pre-training of the backbone) to the top-level parser's sub-parsers."""
+    from .pretraining_config import bundled_pretraining_configs
+
+    pretrain = subparsers.add_parser(
+        "pretrain", formatter_class=DefaultsFormatter,
+        help="pre-train a ViTPose backbone with MAE on pose images (Accelerate)",
+        description="MAE pre-training from a YAML config (default: the synthetic images, synthetic_mae): person "
+                    "crops or whole images of keypoint datasets, or unlabelled image folders. Writes "
+                    "OUTPUT_DIR/model (use it as model.mae_checkpoint in `train`) and reconstruction pictures in "
+                    "OUTPUT_DIR/pictures. Several processes: torchrun --nproc_per_node N -m vitpose_plus pretrain "
+                    "--config FILE, or accelerate launch --multi_gpu --num_processes N -m vitpose_plus pretrain ...",
+    )
+    pretrain.add_argument("--config", default=None,
+                          help=f"pre-training config YAML, or a bundled one by name "
+                               f"({', '.join(bundled_pretraining_configs())}); default: synthetic_mae")
+    pretrain.add_argument("--resume", action="store_true",
+                          help="continue from the newest checkpoint of the output folder")
+    pretrain.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
+    pretrain.add_argument("--output-dir", default=None, help="override runtime.output_dir")
+    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a config value, e.g. --set optimization.max_steps=100 (YAML value)")
+    pretrain.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    pretrain.add_argument("--stop-after", type=int, default=None,
+                          help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+    pretrain.set_defaults(func=_run_pretrain)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `train` and `finetune` to the top-level parser's sub-parsers."""
+    """Add `train`, `finetune` and `pretrain` to the top-level parser's sub-parsers."""
     from .config import bundled_configs
 
     train = subparsers.add_parser(
@@ -114,6 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     finetune.set_defaults(func=_run_finetune)
+    register_pretrain(subparsers)
     _register_distill(subparsers)
 
 

@@ -253,6 +253,18 @@ def load_training_config(path: str | os.PathLike | None = None, overrides: dict[
     raw = read_yaml_file(path, "training config")
     if not isinstance(raw, dict):
         raise ValueError(f"Training config {path!r} must be a mapping with 'datasets', 'model', ...")
+    apply_overrides(raw, overrides)
+    if not raw.get("datasets"):
+        raise ValueError(f"Training config {path!r}: 'datasets' must list at least one dataset.")
+    config = _build(TrainingConfig, raw, path)
+    config.source = path
+    _resolve_paths(config, os.path.dirname(os.path.abspath(path)))
+    validate_training_config(config)
+    return config
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> None:
+    """Set dotted keys (`"optimization.max_steps"`) of a raw config mapping in place, creating missing sections."""
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -261,13 +273,6 @@ def load_training_config(path: str | os.PathLike | None = None, overrides: dict[
             if not isinstance(node, dict):
                 raise ValueError(f"--set {dotted}: {key!r} is not a section of the config.")
         node[leaf] = value
-    if not raw.get("datasets"):
-        raise ValueError(f"Training config {path!r}: 'datasets' must list at least one dataset.")
-    config = _build(TrainingConfig, raw, path)
-    config.source = path
-    _resolve_paths(config, os.path.dirname(os.path.abspath(path)))
-    validate_training_config(config)
-    return config
 
 
 def _resolve_paths(config: TrainingConfig, base: str) -> None:
@@ -419,6 +424,7 @@ __all__ = [
     "SyntheticConfig",
     "TokenLearningConfig",
     "TrainingConfig",
+    "apply_overrides",
     "bundled_configs",
     "load_training_config",
     "validate_training_config",

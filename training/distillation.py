@@ -426,7 +426,7 @@ def learn_knowledge_token(config: TrainingConfig, teacher: str | None = None, re
         materialise_synthetic,
         prepare_output_folder,
         resolve_spec,
-        restore_run_state,
+        resume_from_checkpoint,
     )
 
     teacher_dir = teacher or (config.distillation.teacher if config.distillation is not None else None)
@@ -460,7 +460,8 @@ def learn_knowledge_token(config: TrainingConfig, teacher: str | None = None, re
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
         learner, optimizer, loader = accelerator.prepare(learner, optimizer, loader)
         accelerator.register_for_checkpointing(scheduler)
-        state, log_path = restore_run_state(accelerator, run.output_dir, resume)
+        log_path = os.path.join(run.output_dir, "log.jsonl")
+        state = resume_from_checkpoint(accelerator, run.output_dir, resume, log_path)
         state = _training_loop(accelerator, learner, optimizer, scheduler, loader, data.sampler, token_config,
                                schedule, state, log_path, progress, stop_after)
         if run.save_every and state["step"] % run.save_every != 0:

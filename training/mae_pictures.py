@@ -4,7 +4,8 @@
 returns an RGB uint8 array; `save_png` writes it. With `norm_pix_loss` the predictions are per-patch normalised, so
 each predicted patch is un-normalised with the mean and variance of the true patch (`reconstruct_patches`), as MAE's
 visualisation does. Pixels no token sees (the last 2 rows / columns at 256x192, padding 2) and hidden patches are
-drawn in grey.
+drawn in grey. Pixel values are turned back into pictures with the normalisation of the top-down image processor that
+prepared them (`pretraining_data.denormalize_image`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import cv2
 import numpy as np
 import torch
 
-from .pretraining_data import IMAGENET_MEAN, IMAGENET_STD, denormalize_image
+from vitpose_plus.modeling import VitPosePlusImageProcessor
+
+from .pretraining_data import denormalize_image
 
 #: Colour of hidden patches and of pixels no token sees.
 HIDDEN_GREY = (128, 128, 128)
@@ -73,8 +76,7 @@ def reconstruction_pictures(
     outputs=None,
     noise: torch.Tensor | None = None,
     paste_visible: bool = True,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    processor: VitPosePlusImageProcessor | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per sample, the `(original, masked, reconstruction)` pictures as `(H, W, 3)` uint8 RGB arrays.
 
@@ -85,6 +87,8 @@ def reconstruction_pictures(
         noise (`torch.Tensor` of shape `(batch_size, num_patches)`, *optional*): fixes the masks.
         paste_visible: show the visible patches from the original in the reconstruction (MAE's
             "reconstruction + visible"); otherwise every patch is the model's prediction.
+        processor: the processor whose normalisation produced `pixel_values` (the default top-down one, ImageNet
+            statistics, when `None`).
     """
     if outputs is None:
         was_training = model.training
@@ -104,9 +108,9 @@ def reconstruction_pictures(
     grey = np.asarray(HIDDEN_GREY, dtype=np.uint8)
     pictures = []
     for i in range(pixels.shape[0]):
-        original = denormalize_image(pixels[i], mean, std)
+        original = denormalize_image(pixels[i], processor)
         masked = np.where(visible[i][..., None], original, grey)
-        predicted = denormalize_image(recon[i], mean, std)
+        predicted = denormalize_image(recon[i], processor)
         if paste_visible:
             predicted = np.where(visible[i][..., None], original, predicted)
         predicted = np.where(seen[i][..., None], predicted, grey)
@@ -122,8 +126,7 @@ def render_reconstructions(
     num_samples: int = 4,
     paste_visible: bool = True,
     upscale: int = 1,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
+    processor: VitPosePlusImageProcessor | None = None,
 ) -> np.ndarray:
     """A grid with one row (original, masked, reconstruction) for each of the first `num_samples` samples.
 
@@ -137,7 +140,7 @@ def render_reconstructions(
         outputs = type(outputs)(logits=outputs.logits[:count], mask=outputs.mask[:count])
     rows = reconstruction_pictures(
         model, pixel_values[:count], outputs=outputs, noise=None if noise is None else noise[:count],
-        paste_visible=paste_visible, mean=mean, std=std,
+        paste_visible=paste_visible, processor=processor,
     )
     return compose_grid(rows, COLUMN_LABELS, upscale=upscale)
 

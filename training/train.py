@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,14 +94,18 @@ def training_schedule(opt: OptimizationConfig, steps_per_epoch: int) -> Schedule
 
 
 # ------------------------------------------------------------------------------------------------------ output folder
-def prepare_output_folder(config: TrainingConfig, resume: bool, overwrite: bool, is_main: bool) -> FolderLock:
+def prepare_output_folder(config: TrainingConfig, resume: bool, overwrite: bool, is_main: bool,
+                          run_files: Sequence[str] = RUN_FILES) -> FolderLock:
     """Lock the output folder and make it ready; nothing of a previous run is deleted unless `overwrite`.
+
+    `run_files` are the names a run writes there (`RUN_FILES`; pre-training passes its own), the ones `overwrite`
+    removes and whose presence marks a previous run.
 
     Raises:
         FileExistsError: the folder holds a previous run and neither `resume` nor `overwrite` was given.
     """
     out = config.runtime.output_dir
-    previous = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+    previous = [name for name in run_files if os.path.exists(os.path.join(out, name))]
     if previous and not (resume or overwrite):
         raise FileExistsError(
             f"Output folder {out!r} holds a previous run ({', '.join(previous)}); pass --resume to continue it or "
@@ -166,9 +170,11 @@ def resolve_spec(dataset: DatasetConfig) -> KeypointDatasetSpec:
     return resolve_dataset_spec(dataset.spec or dataset.name)
 
 
-def materialise_synthetic(config: TrainingConfig, is_main: bool, progress: bool = False) -> None:
+def materialise_synthetic(config: TrainingConfig, is_main: bool, progress: bool = False,
+                          splits: Sequence[str] = ("train", "val")) -> None:
     """Render the synthetic datasets of the run into `<output_dir>/data/<name>/<split>-<key>`, where the key hashes
-    every setting that made the data: changing the size or the seed renders again instead of reusing stale data."""
+    every setting that made the data: changing the size or the seed renders again instead of reusing stale data.
+    Only `splits` are rendered (pre-training needs no validation images)."""
     import hashlib
 
     from vitpose_plus.data.synthetic import make_synthetic_dataset
@@ -180,7 +186,7 @@ def materialise_synthetic(config: TrainingConfig, is_main: bool, progress: bool 
         spec = resolve_spec(dataset)
         for split, count, seed in (("train", synth.train_images, synth.seed),
                                    ("val", synth.val_images, synth.seed + 1_000_003)):
-            if count <= 0:
+            if count <= 0 or split not in splits:
                 continue
             key = hashlib.sha256(json.dumps([spec.to_dict(), count, seed, list(synth.image_size), synth.max_instances],
                                             sort_keys=True).encode()).hexdigest()[:12]
@@ -406,11 +412,16 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
             accelerator.init_trackers("vitpose_plus", config={"source": config.source})
 
         # 3. Resume.
-        state, log_path = restore_run_state(accelerator, run.output_dir, resume)
+        log_path = os.path.join(run.output_dir, "log.jsonl")
+        state = resume_from_checkpoint(accelerator, run.output_dir, resume, log_path)
 
-        # 4. The loop.
+        # 4. The loop, evaluating every `eval_every` steps.
+        def evaluate_at(step: int) -> None:
+            if run.eval_every and step % run.eval_every == 0 and step < schedule.max_steps:
+                evaluate_run(accelerator, model, config, step, log_path)
+
         state = _training_loop(accelerator, model, optimizer, scheduler, loader, data.sampler, config, schedule,
-                               state, log_path, progress, stop_after, loss_fn)
+                               state, log_path, progress, stop_after, loss_fn=loss_fn, on_step=evaluate_at)
         if run.save_every and state["step"] % run.save_every != 0:
             _save_checkpoint(accelerator, run, state)
         if state["step"] < schedule.max_steps:  # stopped early on request: a checkpoint is on disk
@@ -437,14 +448,14 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
 
 
 def pose_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The ground-truth loss of a batch (the model's target-weighted JointsMSE)."""
+    """The loss of a batch as the model computes it (`model(**batch).loss`: the pose model's target-weighted JointsMSE,
+    the MAE loss, ...)."""
     return model(**batch).loss
 
 
-def restore_run_state(accelerator: Any, output_dir: str, resume: bool) -> tuple[dict[str, Any], str]:
-    """The loop state to start from and the log path: the newest checkpoint's (loaded into the prepared objects, the
-    log cut back to its step) when resuming, else step 0 with a fresh log."""
-    log_path = os.path.join(output_dir, "log.jsonl")
+def resume_from_checkpoint(accelerator: Any, output_dir: str, resume: bool, log_path: str) -> dict[str, Any]:
+    """The loop state to start from: with `resume`, the newest checkpoint's (its Accelerate state loaded and
+    `log.jsonl` cut back to its step), otherwise step 0 (and any old `log.jsonl` removed)."""
     state = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "samples": 0}
     checkpoints = _checkpoints(output_dir) if resume else []
     if checkpoints:
@@ -457,15 +468,18 @@ def restore_run_state(accelerator: Any, output_dir: str, resume: bool) -> tuple[
         accelerator.print(f"No checkpoint under {output_dir}/checkpoints; starting from scratch.")
     elif accelerator.is_main_process and os.path.exists(log_path):
         os.remove(log_path)
-    return state, log_path
+    return state
 
 
 def _training_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any, loader: Any, sampler: MixedSampler,
                    config: TrainingConfig, schedule: Schedule, state: dict[str, Any], log_path: str, progress: bool,
-                   stop_after: int | None, loss_fn: Callable[[Any, dict], torch.Tensor] = pose_loss
-                   ) -> dict[str, Any]:
-    """Optimizer steps until `schedule.max_steps` (or `stop_after` more); returns the updated state. `loss_fn(model,
-    batch)` gives the loss to minimise (`pose_loss`, or distillation's)."""
+                   stop_after: int | None, loss_fn: Callable[[Any, dict], torch.Tensor] = pose_loss,
+                   on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Optimizer steps until `schedule.max_steps` (or `stop_after` more); returns the updated state.
+
+    `loss_fn(model, batch)` gives the loss to minimise (`pose_loss`: `model(**batch).loss`, so any model whose
+    batches are its keyword arguments trains here; or distillation's). `on_step(step)` runs after each optimizer
+    step's logging and before its checkpoint (training evaluates there, pre-training draws its pictures)."""
     run, opt = config.runtime, config.optimization
     micro_per_epoch = len(loader)
     start_step = state["step"]
@@ -522,8 +536,8 @@ def _training_loop(accelerator: Any, model: Any, optimizer: Any, scheduler: Any,
                     _log_jsonl(log_path, record)
                 window_loss = torch.zeros((), device=accelerator.device)
                 window_count, window_samples, window_start = 0, 0, time.perf_counter()
-            if run.eval_every and step % run.eval_every == 0 and step < schedule.max_steps:
-                evaluate_run(accelerator, model, config, step, log_path)
+            if on_step is not None:
+                on_step(step)
             if run.save_every and step % run.save_every == 0:
                 _save_checkpoint(accelerator, run, state)
             if done():
@@ -640,6 +654,7 @@ __all__ = [
     "build_training_data",
     "evaluate_run",
     "prepare_output_folder",
+    "resume_from_checkpoint",
     "train",
     "training_schedule",
     "truncate_log",

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .modeling import VitPosePlusConfig, VitPosePlusForPoseEstimation, VitPosePlusImageProcessor
+from .modeling import (
+    VitPosePlusConfig,
+    VitPosePlusForMaskedImageModeling,
+    VitPosePlusForPoseEstimation,
+    VitPosePlusImageProcessor,
+    VitPosePlusMAEConfig,
+)
 from .modeling.image_processing_vitpose_plus import to_rgb_array
 
 logger = logging.getLogger(__name__)
@@ -291,6 +297,7 @@ class FolderLock:
 # ------------------------------------------------------------------------------------------------------ model folders
 #: Model classes by `model_type`, for `load_model_folder`; model families register theirs here.
 MODEL_CLASSES: dict[str, type] = {VitPosePlusConfig.model_type: VitPosePlusForPoseEstimation}
+MODEL_CLASSES[VitPosePlusMAEConfig.model_type] = VitPosePlusForMaskedImageModeling  # `vitpose-plus pretrain` folders
 
 
 def check_local_path(path: str | os.PathLike, what: str = "model folder") -> str:
