@@ -225,7 +225,8 @@ def build_trainer(model: VitPosePlusForPoseEstimation, dataset: int | str, train
     eval_set = None
     if val_rows is not None:
         eval_set = TopDownTrainingDataset(val_rows, TopDownTransform(processor, index, train=False), seed=seed)
-    arguments = {**trainer_arguments(), "report_to": [], "seed": seed, **training_kwargs}
+    arguments = {**trainer_arguments(), "report_to": [], "seed": seed,
+                 "dataloader_pin_memory": torch.cuda.is_available(), **training_kwargs}
     args = TrainingArguments(output_dir, **arguments)
     return VitPosePlusTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                               data_collator=KeypointCollator(config.max_num_keypoints), processing_class=processor,
