@@ -235,6 +235,28 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def read_config_file(path: str | os.PathLike | None, overrides: dict[str, Any] | None, cls: type,
+                     bundled: dict[str, str], default: str, what: str) -> Any:
+    """A YAML config (a path, a bundled config's name, or `default` when `path` is None) with `overrides` applied,
+    built into the dataclass `cls` with every key checked; `config.source` is the file. Relative paths are not yet
+    resolved and cross-field checks not yet run (the callers do both)."""
+    path = os.fspath(path) if path is not None else default
+    if not os.path.exists(path) and path in bundled:
+        path = bundled[path]
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such {what} {path!r}: give a YAML file or one of the bundled {what}s "
+                                f"({', '.join(bundled)}).")
+    raw = read_yaml_file(path, what)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what.capitalize()} {path!r} must be a mapping with 'datasets', 'model', ...")
+    apply_overrides(raw, overrides)
+    if not raw.get("datasets"):
+        raise ValueError(f"{what.capitalize()} {path!r}: 'datasets' must list at least one dataset.")
+    config = _build(cls, raw, path)
+    config.source = path
+    return config
+
+
 def load_training_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
                          ) -> TrainingConfig:
     """Read and validate a YAML run config: a path, a bundled config's name (`bundled_configs`), or the default
@@ -243,22 +265,8 @@ def load_training_config(path: str | os.PathLike | None = None, overrides: dict[
     Relative file paths in the config are resolved against the config file's folder. `overrides` maps dotted keys
     (`"optimization.max_steps"`) to values, applied before validation (and validated the same way).
     """
-    path = os.fspath(path) if path is not None else DEFAULT_CONFIG
-    if not os.path.exists(path) and path in bundled_configs():
-        path = bundled_configs()[path]
-    if not os.path.exists(path):
-        names = ", ".join(bundled_configs())
-        raise FileNotFoundError(f"No such training config {path!r}: give a YAML file or one of the bundled configs "
-                                f"({names}).")
-    raw = read_yaml_file(path, "training config")
-    if not isinstance(raw, dict):
-        raise ValueError(f"Training config {path!r} must be a mapping with 'datasets', 'model', ...")
-    apply_overrides(raw, overrides)
-    if not raw.get("datasets"):
-        raise ValueError(f"Training config {path!r}: 'datasets' must list at least one dataset.")
-    config = _build(TrainingConfig, raw, path)
-    config.source = path
-    _resolve_paths(config, os.path.dirname(os.path.abspath(path)))
+    config = read_config_file(path, overrides, TrainingConfig, bundled_configs(), DEFAULT_CONFIG, "training config")
+    _resolve_paths(config, os.path.dirname(os.path.abspath(config.source)))
     validate_training_config(config)
     return config
 

@@ -49,6 +49,7 @@ from .train import (
     _tensorboard_available,
     _training_loop,
     build_accelerator,
+    build_loader,
     load_split_rows,
     materialise_synthetic,
     prepare_output_folder,
@@ -221,15 +222,10 @@ def pretrain(config: PretrainingConfig, resume: bool = False, overwrite: bool = 
             model.gradient_checkpointing_enable()
         learning_rate = pretraining_learning_rate(config, accelerator.num_processes)
         optimizer = build_pretraining_optimizer(model, config, learning_rate)
-        loader = torch.utils.data.DataLoader(
-            data.dataset, batch_size=opt.batch_size, sampler=data.sampler, drop_last=True,
-            collate_fn=PretrainingCollator(), num_workers=run.num_workers,
-        )
-        batches_per_process = len(loader) // accelerator.num_processes
-        if batches_per_process == 0:
-            raise ValueError(f"The pre-training data ({len(data.dataset)} samples) is smaller than one global batch "
-                             f"of {opt.batch_size * accelerator.num_processes}.")
-        schedule = pretraining_schedule(config, max(batches_per_process // opt.gradient_accumulation_steps, 1))
+        loader, steps_per_epoch = build_loader(data.dataset, data.sampler, opt.batch_size, PretrainingCollator(),
+                                               run.num_workers, accelerator.num_processes,
+                                               opt.gradient_accumulation_steps, what="pre-training data")
+        schedule = pretraining_schedule(config, steps_per_epoch)
         # As in `train`: the scheduler is stepped once per optimizer step by the loop, not by Accelerate's wrapper.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)

@@ -29,9 +29,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from vitpose_plus.file_io import read_yaml_file
-
-from .config import CONFIG_DIR, SplitConfig, SyntheticConfig, _build, _check, _did_you_mean, apply_overrides
+from .config import CONFIG_DIR, SplitConfig, SyntheticConfig, _check, _did_you_mean, read_config_file
 
 PRETRAINING_CONFIG_DIR = os.path.join(CONFIG_DIR, "pretraining")
 DEFAULT_PRETRAINING_CONFIG = os.path.join(PRETRAINING_CONFIG_DIR, "synthetic_mae.yaml")
@@ -135,22 +133,9 @@ def load_pretraining_config(path: str | os.PathLike | None = None, overrides: di
     Relative file paths are resolved against the config file's folder. `overrides` maps dotted keys
     (`"optimization.max_steps"`) to values, applied before validation (and validated the same way).
     """
-    path = os.fspath(path) if path is not None else DEFAULT_PRETRAINING_CONFIG
-    if not os.path.exists(path) and path in bundled_pretraining_configs():
-        path = bundled_pretraining_configs()[path]
-    if not os.path.exists(path):
-        names = ", ".join(bundled_pretraining_configs())
-        raise FileNotFoundError(f"No such pre-training config {path!r}: give a YAML file or one of the bundled "
-                                f"pre-training configs ({names}).")
-    raw = read_yaml_file(path, "pre-training config")
-    if not isinstance(raw, dict):
-        raise ValueError(f"Pre-training config {path!r} must be a mapping with 'datasets', 'model', ...")
-    apply_overrides(raw, overrides)
-    if not raw.get("datasets"):
-        raise ValueError(f"Pre-training config {path!r}: 'datasets' must list at least one dataset.")
-    config = _build(PretrainingConfig, raw, path)
-    config.source = path
-    _resolve_paths(config, os.path.dirname(os.path.abspath(path)))
+    config = read_config_file(path, overrides, PretrainingConfig, bundled_pretraining_configs(),
+                              DEFAULT_PRETRAINING_CONFIG, "pre-training config")
+    _resolve_paths(config, os.path.dirname(os.path.abspath(config.source)))
     validate_pretraining_config(config)
     return config
 

@@ -299,22 +299,29 @@ def build_optimizer(model: VitPosePlusForPoseEstimation, config: TrainingConfig)
     return torch.optim.AdamW(groups, lr=opt.learning_rate, betas=tuple(opt.betas))
 
 
-def build_loader_and_schedule(data: TrainingData, config: TrainingConfig, opt: OptimizationConfig, max_keypoints: int,
-                              num_processes: int) -> tuple[torch.utils.data.DataLoader, Schedule]:
-    """The training loader (the mixed sampler, whole batches) and the schedule of `opt` over its length per process.
+def build_loader(dataset: Any, sampler: Any, batch_size: int, collate_fn: Any, num_workers: int, num_processes: int,
+                 gradient_accumulation_steps: int = 1, what: str = "training data"
+                 ) -> tuple[torch.utils.data.DataLoader, int]:
+    """A loader of whole batches from `sampler`, and the optimizer steps per epoch of each process.
 
     Raises:
         ValueError: the data is smaller than one global batch.
     """
-    loader = torch.utils.data.DataLoader(
-        data.dataset, batch_size=opt.batch_size, sampler=data.sampler, drop_last=True,
-        collate_fn=KeypointCollator(max_keypoints), num_workers=config.runtime.num_workers,
-    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                                         collate_fn=collate_fn, num_workers=num_workers)
     batches_per_process = len(loader) // num_processes
     if batches_per_process == 0:
-        raise ValueError(f"The training data ({len(data.dataset)} instances) is smaller than one global batch of "
-                         f"{opt.batch_size * num_processes}.")
-    return loader, training_schedule(opt, max(batches_per_process // opt.gradient_accumulation_steps, 1))
+        raise ValueError(f"The {what} ({len(dataset)} samples) is smaller than one global batch of "
+                         f"{batch_size * num_processes}.")
+    return loader, max(batches_per_process // gradient_accumulation_steps, 1)
+
+
+def build_loader_and_schedule(data: TrainingData, config: TrainingConfig, opt: OptimizationConfig, max_keypoints: int,
+                              num_processes: int) -> tuple[torch.utils.data.DataLoader, Schedule]:
+    """The training loader (the mixed sampler, whole batches) and the schedule of `opt` over its length per process."""
+    loader, steps_per_epoch = build_loader(data.dataset, data.sampler, opt.batch_size, KeypointCollator(max_keypoints),
+                                           config.runtime.num_workers, num_processes, opt.gradient_accumulation_steps)
+    return loader, training_schedule(opt, steps_per_epoch)
 
 
 # ------------------------------------------------------------------------------------------------------ accelerate
