@@ -114,6 +114,16 @@ def prepare_output_folder(config: TrainingConfig, resume: bool, overwrite: bool,
     return lock
 
 
+def _remove_previous_run(output_dir: str) -> None:
+    """Delete the files of a previous run (`RUN_FILES`) from `output_dir`; anything else there stays."""
+    for name in RUN_FILES:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
 def _checkpoints(output_dir: str) -> list[str]:
     folder = os.path.join(output_dir, "checkpoints")
     if not os.path.isdir(folder):
@@ -252,9 +262,13 @@ def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig,
 def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusConfig:
     datasets = [spec.to_dict() for spec in specs]
     overrides = dict(config.model.overrides)
-    if config.model.preset:
-        return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
-    return VitPosePlusConfig(datasets=datasets, **overrides)
+    try:
+        if config.model.preset:
+            return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
+        return VitPosePlusConfig(datasets=datasets, **overrides)
+    except ValueError as err:  # a wrong type or an impossible architecture: say where it comes from
+        raise ValueError(f"{config.source or 'training config'}: model (preset {config.model.preset!r}, overrides "
+                         f"{overrides}): {err}") from err
 
 
 def build_model(config: TrainingConfig, model_config: VitPosePlusConfig) -> VitPosePlusForPoseEstimation:
@@ -341,24 +355,28 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
     from accelerate.utils import set_seed
 
     run, opt = config.runtime, config.optimization
-    # 1. Everything is validated before anything is written: the output-folder policy, then every data file.
+    # 1. Everything is validated before anything is written: the dataset names and the architecture, the
+    # output-folder policy, then every data file and the initial weights. `--overwrite` removes the previous run only
+    # then, so that a bad file or a typo leaves it intact.
     accelerator = build_accelerator(config)
-    lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process)
+    specs = [resolve_spec(d) for d in config.datasets]
+    model_config = build_model_config(config, specs)
+    lock = prepare_output_folder(config, resume or overwrite, False, accelerator.is_main_process)
     try:
         materialise_synthetic(config, accelerator.is_main_process)
         accelerator.wait_for_everyone()
-        specs = [resolve_spec(d) for d in config.datasets]
-        model_config = build_model_config(config, specs)
         data = build_training_data(config, model_config, specs)
+        set_seed(run.seed)
+        model = build_model(config, model_config)
         if accelerator.is_main_process and not resume:
             import yaml
 
+            if overwrite:
+                _remove_previous_run(run.output_dir)
             write_text(os.path.join(run.output_dir, "training_config.yaml"),
                        yaml.safe_dump(config.to_dict(), sort_keys=False))
-        set_seed(run.seed)
 
         # 2. Model, optimizer, schedule.
-        model = build_model(config, model_config)
         if run.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         if run.sync_batchnorm and accelerator.num_processes > 1:
@@ -394,7 +412,12 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
         checkpoints = _checkpoints(run.output_dir) if resume else []
         if checkpoints:
             state = _read_trainer_state(checkpoints[-1])
-            accelerator.load_state(checkpoints[-1])
+            try:
+                accelerator.load_state(checkpoints[-1])
+            except Exception as err:  # a cut model.safetensors / optimizer.bin: safetensors and torch name no file
+                raise ValueError(f"Cannot resume from {checkpoints[-1]!r}: a file there is truncated or unreadable "
+                                 f"({type(err).__name__}: {str(err)[:200]}); delete that checkpoint folder to resume "
+                                 "from the one before.") from err
             if accelerator.is_main_process:
                 truncate_log(log_path, state["step"])
             accelerator.print(f"Resumed from {checkpoints[-1]} at step {state['step']}.")
