@@ -80,22 +80,29 @@ def transfer_weights(source: VitPosePlusForPoseEstimation, target: VitPosePlusFo
     plan, fresh = transfer_plan(source, target)
     target_state = target.state_dict()
     source_state = source.state_dict()
+    left_behind: set[str] = set()  # source tensors that fit nowhere (allow_partial): accounted, not copied
     if allow_partial:  # keep the target's tensor wherever the shapes differ or the source has none
         for name, rule in list(plan.items()):
             key = rule.keys[0]
             if key not in source_state or source_state[key].shape != target_state[name].shape:
                 fresh[name] = "shape differs from the source's, kept at its initialisation (allow_partial_init)"
+                left_behind.update(rule.keys)
                 del plan[name]
+        used = {key for rule in plan.values() for key in rule.keys}
+        left_behind.update(key for key in source_state if key not in used)  # e.g. the blocks of a deeper source
     t_names = set(target.config.dataset_names)
 
     def ignore(key: str) -> str | None:
         if key.startswith("heads."):
             dataset = source.config.dataset_names[int(key.split(".")[1])]
-            return f"dataset {dataset!r} is not trained in this run" if dataset not in t_names else None
+            if dataset not in t_names:
+                return f"dataset {dataset!r} is not trained in this run"
         if ".mlp.experts." in key:
             return "expert of a dataset not trained in this run"
         if key.endswith("num_batches_tracked"):
             return "BatchNorm step counter"
+        if key in left_behind:
+            return "no tensor of this shape in this run's model (allow_partial_init)"
         return None
 
     result = remap(

@@ -8,6 +8,7 @@ with `strict=True`), and every image gets a unique `image_id`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..file_io import read_image, write_json
+from ..file_io import atomic_write, read_image, write_json
 from .detection import Boxes, boxes_for_image, load_boxes_file
 from .drawing import draw_pose
 from .pipeline import PosePipeline
@@ -145,6 +146,7 @@ def predict_inputs(
         if is_video:
             stem = os.path.splitext(os.path.basename(input_path))[0]
             video_path = os.path.join(output_dir, f"{stem}.mp4")
+            partial_path = os.path.join(output_dir, f".{stem}.partial.mp4")  # renamed once complete
             capture = cv2.VideoCapture(input_path)
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
             total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
@@ -159,12 +161,19 @@ def predict_inputs(
                     picture = draw_pose(frame, instances, pipeline.spec, keypoint_threshold=keypoint_threshold)
                     if writer is None:
                         height, width = frame.shape[:2]
-                        writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                        writer = cv2.VideoWriter(partial_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                        if not writer.isOpened():
+                            raise OSError(f"Cannot write the video {video_path!r} (OpenCV has no mp4v encoder?).")
                     writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
                     num_images += 1
-            finally:
+            except BaseException:  # no half-written video under the final name
                 if writer is not None:
                     writer.release()
+                with contextlib.suppress(OSError):
+                    os.remove(partial_path)
+                raise
+            writer.release()
+            os.replace(partial_path, video_path)
             pictures.append(video_path)
         else:
             for image_id, path in tqdm(list(zip(image_ids(files), files)), desc="predict", unit="img",
@@ -177,13 +186,19 @@ def predict_inputs(
                     logger.warning("skipping %s: %s", path, err)
                     skipped.append((path, str(err)))
                     continue
-                instances = pipeline.predict([image], [boxes_of(path)])[0]
+                try:
+                    instances = pipeline.predict([image], [boxes_of(path)])[0]
+                except ValueError as err:  # e.g. a box outside the image: say which image
+                    raise ValueError(f"{path}: {err}") from err
                 records.extend({**inst.to_coco(image_id, category_id), "file_name": os.path.basename(path)}
                                for inst in instances)
                 picture = draw_pose(image, instances, pipeline.spec, keypoint_threshold=keypoint_threshold)
                 out = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
-                if not cv2.imwrite(out, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)):
-                    raise OSError(f"Cannot write the picture {out!r}.")
+                encoded, png = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                if not encoded:
+                    raise OSError(f"Cannot encode the picture {out!r}.")
+                with atomic_write(out, "wb") as handle:  # a full disk or a kill never leaves a truncated picture
+                    handle.write(png.tobytes())
                 pictures.append(out)
                 num_images += 1
                 if num_images % flush_every == 0:

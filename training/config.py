@@ -214,8 +214,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return float(value) if annotation is float else value
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate a (nested) dataclass from a mapping, rejecting unknown keys and wrong types with their path."""
+def _build(cls: type, data: Any, where: str, sep: str = ".") -> Any:
+    """Instantiate a (nested) dataclass from a mapping, rejecting unknown keys and wrong types with their path
+    (`where` + `sep` + key: `file.yaml: optimization.batch_size`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -227,7 +228,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
         key = unknown[0]
         raise ValueError(f"{where}: unknown key {key!r}{_did_you_mean(str(key), sorted(fields))}; expected some of "
                          f"{sorted(fields)}.")
-    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    kwargs = {key: _coerce(value, hints[key], f"{where}{sep}{key}") for key, value in data.items()}
     missing = [name for name, f in fields.items() if name not in kwargs and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -252,7 +253,7 @@ def read_config_file(path: str | os.PathLike | None, overrides: dict[str, Any] |
     apply_overrides(raw, overrides)
     if not raw.get("datasets"):
         raise ValueError(f"{what.capitalize()} {path!r}: 'datasets' must list at least one dataset.")
-    config = _build(cls, raw, path)
+    config = _build(cls, raw, path, sep=": ")
     config.source = path
     return config
 

@@ -414,11 +414,10 @@ def learn_knowledge_token(config: TrainingConfig, teacher: str | None = None, re
     """
     from accelerate.utils import set_seed
 
-    from vitpose_plus.file_io import write_text
-
     from .train import (
         _save_checkpoint,
         _training_loop,
+        begin_run,
         build_accelerator,
         build_loader_and_schedule,
         build_model_config,
@@ -446,11 +445,8 @@ def learn_knowledge_token(config: TrainingConfig, teacher: str | None = None, re
         frozen = add_knowledge_token(load_teacher(teacher_dir, dtype, accelerator.device))
         table = teacher_dataset_table(frozen.config, student_config)
         data = build_training_data(token_config, student_config, specs)
-        if accelerator.is_main_process and not resume:
-            import yaml
-
-            write_text(os.path.join(run.output_dir, "training_config.yaml"),
-                       yaml.safe_dump(token_config.to_dict(), sort_keys=False))
+        begin_run(run.output_dir, resume, overwrite, accelerator.is_main_process, "training_config.yaml",
+                  token_config.to_dict())
         set_seed(run.seed)
         learner = KnowledgeTokenLearner(frozen, student_config.hidden_size, table, student_config.max_num_keypoints)
         optimizer = torch.optim.AdamW(learner.parameters(), lr=opt.learning_rate, betas=tuple(opt.betas),

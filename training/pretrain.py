@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitpose_plus.file_io import write_text
 from vitpose_plus.modeling import VitPosePlusForMaskedImageModeling, VitPosePlusImageProcessor, VitPosePlusMAEConfig
 
 from .config import OptimizationConfig
@@ -48,6 +47,7 @@ from .train import (
     _save_checkpoint,
     _tensorboard_available,
     _training_loop,
+    begin_run,
     build_accelerator,
     build_loader,
     load_split_rows,
@@ -200,7 +200,8 @@ def pretrain(config: PretrainingConfig, resume: bool = False, overwrite: bool = 
     from accelerate.utils import set_seed
 
     run, opt = config.runtime, config.optimization
-    # 1. Everything is validated before anything is written: the output-folder policy, then every data file.
+    # 1. Everything is validated before anything is written: the output-folder policy, every data file, the model;
+    # only then does `--overwrite` remove the previous run.
     accelerator = build_accelerator(config)
     lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process,
                                  run_files=PRETRAINING_RUN_FILES)
@@ -209,15 +210,12 @@ def pretrain(config: PretrainingConfig, resume: bool = False, overwrite: bool = 
         accelerator.wait_for_everyone()
         mae_config = build_mae_config(config)
         data = build_pretraining_data(config, mae_config)
-        if accelerator.is_main_process and not resume:
-            import yaml
-
-            write_text(os.path.join(run.output_dir, "pretraining_config.yaml"),
-                       yaml.safe_dump(config.to_dict(), sort_keys=False))
         set_seed(run.seed)
-
-        # 2. Model, optimizer (lr scaled with the global batch), schedule.
         model = build_pretraining_model(mae_config)
+        begin_run(run.output_dir, resume, overwrite, accelerator.is_main_process, "pretraining_config.yaml",
+                  config.to_dict(), PRETRAINING_RUN_FILES)
+
+        # 2. Optimizer (lr scaled with the global batch), schedule.
         if run.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         learning_rate = pretraining_learning_rate(config, accelerator.num_processes)

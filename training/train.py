@@ -96,10 +96,11 @@ def training_schedule(opt: OptimizationConfig, steps_per_epoch: int) -> Schedule
 # ------------------------------------------------------------------------------------------------------ output folder
 def prepare_output_folder(config: TrainingConfig, resume: bool, overwrite: bool, is_main: bool,
                           run_files: Sequence[str] = RUN_FILES) -> FolderLock:
-    """Lock the output folder and make it ready; nothing of a previous run is deleted unless `overwrite`.
+    """Check the output-folder policy and lock the folder; nothing is deleted here (`begin_run` does that, with
+    `overwrite`, once everything is validated).
 
-    `run_files` are the names a run writes there (`RUN_FILES`; pre-training passes its own), the ones `overwrite`
-    removes and whose presence marks a previous run.
+    `run_files` are the names a run writes there (`RUN_FILES`; pre-training passes its own), whose presence marks a
+    previous run.
 
     Raises:
         FileExistsError: the folder holds a previous run and neither `resume` nor `overwrite` was given.
@@ -111,12 +112,26 @@ def prepare_output_folder(config: TrainingConfig, resume: bool, overwrite: bool,
             f"Output folder {out!r} holds a previous run ({', '.join(previous)}); pass --resume to continue it or "
             "--overwrite to replace it (or choose another runtime.output_dir)."
         )
-    lock = FolderLock(out).acquire() if is_main else FolderLock(out)
-    if is_main and overwrite and not resume:
-        for name in previous:
-            path = os.path.join(out, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    return lock
+    return FolderLock(out).acquire() if is_main else FolderLock(out)
+
+
+def begin_run(output_dir: str, resume: bool, overwrite: bool, is_main: bool, config_file: str,
+              config_dict: dict[str, Any], run_files: Sequence[str] = RUN_FILES) -> None:
+    """Start writing into the (locked) output folder, once the config, data and model are validated: with
+    `overwrite`, remove the previous run's `run_files` now (so a typo or a bad file never costs the previous run);
+    then write the run's config as `config_file`. Resumed runs keep everything. Main process only."""
+    if not is_main or resume:
+        return
+    import yaml
+
+    if overwrite:
+        for name in run_files:
+            path = os.path.join(output_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    write_text(os.path.join(output_dir, config_file), yaml.safe_dump(config_dict, sort_keys=False))
 
 
 def _checkpoints(output_dir: str) -> list[str]:
@@ -261,9 +276,13 @@ def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec])
     overrides = dict(config.model.overrides)
     if config.distillation is not None and config.distillation.knowledge_token:
         overrides["num_knowledge_tokens"] = 1  # the student carries the frozen token (training/distillation.py)
-    if config.model.preset:
-        return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
-    return VitPosePlusConfig(datasets=datasets, **overrides)
+    try:
+        if config.model.preset:
+            return VitPosePlusConfig.from_preset(config.model.preset, datasets=datasets, **overrides)
+        return VitPosePlusConfig(datasets=datasets, **overrides)
+    except ValueError as err:  # a wrong type or an impossible architecture: say where it comes from
+        raise ValueError(f"{config.source or 'training config'}: model (preset {config.model.preset!r}, overrides "
+                         f"{overrides}): {err}") from err
 
 
 def build_model(config: TrainingConfig, model_config: VitPosePlusConfig) -> VitPosePlusForPoseEstimation:
@@ -375,24 +394,23 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
     from accelerate.utils import set_seed
 
     run, opt = config.runtime, config.optimization
-    # 1. Everything is validated before anything is written: the output-folder policy, then every data file.
+    # 1. Everything is validated before anything is written: the dataset names and the architecture, the
+    # output-folder policy, then every data file and the initial weights. `--overwrite` removes the previous run only
+    # then, so that a bad file or a typo leaves it intact.
     accelerator = build_accelerator(config)
+    specs = [resolve_spec(d) for d in config.datasets]
+    model_config = build_model_config(config, specs)
     lock = prepare_output_folder(config, resume, overwrite, accelerator.is_main_process)
     try:
         materialise_synthetic(config, accelerator.is_main_process, progress)
         accelerator.wait_for_everyone()
-        specs = [resolve_spec(d) for d in config.datasets]
-        model_config = build_model_config(config, specs)
         data = build_training_data(config, model_config, specs)
-        if accelerator.is_main_process and not resume:
-            import yaml
-
-            write_text(os.path.join(run.output_dir, "training_config.yaml"),
-                       yaml.safe_dump(config.to_dict(), sort_keys=False))
         set_seed(run.seed)
+        model = build_model(config, model_config)
+        begin_run(run.output_dir, resume, overwrite, accelerator.is_main_process, "training_config.yaml",
+                  config.to_dict())
 
         # 2. Model, optimizer, schedule.
-        model = build_model(config, model_config)
         from .distillation import prepare_distillation
 
         loss_fn = prepare_distillation(config, model, accelerator.device)  # model(**batch).loss, or + the teacher's
@@ -467,7 +485,12 @@ def resume_from_checkpoint(accelerator: Any, output_dir: str, resume: bool, log_
     checkpoints = _checkpoints(output_dir) if resume else []
     if checkpoints:
         state = _read_trainer_state(checkpoints[-1])
-        accelerator.load_state(checkpoints[-1])
+        try:
+            accelerator.load_state(checkpoints[-1])
+        except Exception as err:  # a cut model.safetensors / optimizer.bin: safetensors and torch name no file
+            raise ValueError(f"Cannot resume from {checkpoints[-1]!r}: a file there is truncated or unreadable "
+                             f"({type(err).__name__}: {str(err)[:200]}); delete that checkpoint folder to resume "
+                             "from the one before.") from err
         if accelerator.is_main_process:
             truncate_log(log_path, state["step"])
         accelerator.print(f"Resumed from {checkpoints[-1]} at step {state['step']}.")
@@ -660,6 +683,7 @@ __all__ = [
     "build_optimizer",
     "build_training_data",
     "evaluate_run",
+    "begin_run",
     "prepare_output_folder",
     "resume_from_checkpoint",
     "train",

@@ -239,9 +239,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.errno is not None:  # e.g. a full disk: say which file, and that it is safe
+            raise OSError(err.errno, f"Cannot write {path!r}: {err.strerror or err}; nothing was written under that "
+                                     "name (a previous file there is unchanged)") from err
         raise
 
 
@@ -340,6 +343,31 @@ def load_model_folder(path: str | os.PathLike, **kwargs: Any) -> Any:
         return model_class.from_pretrained(path, **kwargs).eval()
     except OSError as err:
         raise ValueError(f"Cannot load the model folder {path!r}: {err}") from err
+    except ValueError as err:  # a config.json field of the wrong type or an impossible architecture
+        raise ValueError(f"Cannot load the model folder {path!r}: {config_file}: {err}") from err
+    except Exception as err:
+        broken = _unreadable_weight_files(path)
+        if not broken:
+            raise
+        raise ValueError(f"Cannot load the model folder {path!r}: {'; '.join(broken)}") from err
+
+
+def _unreadable_weight_files(folder: str) -> list[str]:
+    """`"<file> is truncated or not a safetensors file (...)"` for each weights file of `folder` whose header or size
+    does not check out (safetensors' own errors name no file)."""
+    from safetensors import safe_open
+
+    problems = []
+    if not os.path.isdir(folder):
+        return problems
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".safetensors")):
+        file = os.path.join(folder, name)
+        try:
+            with safe_open(file, framework="pt"):
+                pass
+        except Exception as err:  # SafetensorError for a cut file, OSError for an unreadable one
+            problems.append(f"{file} is truncated or not a safetensors file ({os.path.getsize(file)} bytes: {err})")
+    return problems
 
 
 def _ensure_auto_map(model: Any) -> None:

@@ -132,15 +132,16 @@ class ParsedAnnotations:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _numbers(value: Any, length: int | None, what: str, where: str) -> np.ndarray:
-    """`value` as a float64 array of `length` finite numbers, else a ValueError naming `where`."""
+def _numbers(value: Any, length: int | None, what: str, where: str, finite: bool = True) -> np.ndarray:
+    """`value` as a float64 array of `length` numbers (finite unless `finite=False`), else a ValueError naming
+    `where`."""
     try:
         arr = np.asarray(value, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: '{what}' must be a list of numbers, got {value!r}.") from err
     if length is not None and arr.size != length:
         raise ValueError(f"{where}: '{what}' has {arr.size} values, expected {length}.")
-    if not np.all(np.isfinite(arr)):
+    if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{where}: '{what}' contains NaN or infinite values: {value!r}.")
     return arr
 
@@ -167,6 +168,10 @@ def top_down_skip_reason(
     if fmt != "coco_wholebody" and "num_keypoints" in ann and int(ann["num_keypoints"]) == 0:
         return "num_keypoints_zero"
     return ""
+
+
+def _first_ids(ids: list[int], limit: int = 20) -> str:
+    return ", ".join(str(i) for i in ids[:limit]) + (f", ... ({len(ids) - limit} more)" if len(ids) > limit else "")
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -262,6 +267,8 @@ def _parse_coco_style(
 
     categories = data.get("categories") or [{"id": 1, "name": "person"}]
     wholebody_keys_seen = False
+    non_finite: list[int] = []  # annotation ids with a NaN or infinite bbox
+    keypointless: list[int] = []  # annotation ids without a 'keypoints' key
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise ValueError(f"{source}: annotation #{i} must be a dict, got {type(ann).__name__}.")
@@ -273,7 +280,11 @@ def _parse_coco_style(
         image_id = int(ann["image_id"])
         if image_id not in images:
             raise ValueError(f"{where} refers to image_id {image_id}, which is not in 'images'.")
-        bbox = _numbers(ann["bbox"], 4, "bbox", where)
+        # A NaN or infinite box is not an error: the original's box clean-up (`sanitize_box`, Python max/min) decides,
+        # e.g. a NaN width empties the box (skipped); the annotation stays in the scored ground truth. Reported below.
+        bbox = _numbers(ann["bbox"], 4, "bbox", where, finite=False)
+        if not np.all(np.isfinite(bbox)):
+            non_finite.append(ann_id)
         invalid: list[str] = []
         if wholebody:
             parts = []
@@ -308,6 +319,8 @@ def _parse_coco_style(
             k = WHOLEBODY_NUM_KEYPOINTS if wholebody else None
         image = images[image_id]
         skip = top_down_skip_reason(fmt, ann, bbox, raw, image.width, image.height)
+        if raw is None:
+            keypointless.append(ann_id)
         keypoints = raw if raw is not None else np.zeros((k or 0, 3))
         if "area" in ann and fmt != "aic":
             area = float(ann["area"])
@@ -330,6 +343,20 @@ def _parse_coco_style(
             invalid_parts=tuple(invalid),
             top_down_skip=skip,
         ))
+    if non_finite:
+        warnings.append(f"{source}: {len(non_finite)} annotation(s) have a NaN or infinite 'bbox' (ids "
+                        f"{_first_ids(non_finite)}); handled as the original's box clean-up (max(0, x), ...): "
+                        "skipped when the cleaned box is empty, and kept in the scored ground truth.")
+    degenerate = [inst.annotation_id for image in images.values() for inst in image.instances
+                  if inst.top_down_skip in ("area_not_positive", "empty_box") and inst.annotation_id not in non_finite]
+    if degenerate:
+        warnings.append(f"{source}: {len(degenerate)} annotation(s) have a zero or negative 'area' or a box that is "
+                        f"empty once clipped to the image (ids {_first_ids(degenerate)}); skipped for top-down crops "
+                        "as the original, and kept in the scored ground truth.")
+    if keypointless:
+        warnings.append(f"{source}: {len(keypointless)} annotation(s) have no 'keypoints' (ids "
+                        f"{_first_ids(keypointless)}); skipped for top-down crops as the original, and scored as "
+                        "unlabelled (ignored) ground truth.")
     if k is None:
         k = WHOLEBODY_NUM_KEYPOINTS if wholebody else 0
     for image in images.values():  # annotations without keypoints: zeros of the layout's K

@@ -187,6 +187,19 @@ def crop_targets(
                 center, scale = box_to_center_scale(np.asarray(box, dtype=np.float64), input_size, padding)
                 targets.append(CropTarget(len(targets), image.image_id, inst.category_id, tuple(box), center, scale,
                                           1.0, "ground_truth", inst.annotation_id))
+        skipped: dict[str, list[int]] = {}
+        for inst in gt.annotations.instances():
+            if inst.top_down_skip:
+                skipped.setdefault(inst.top_down_skip, []).append(inst.annotation_id)
+        counts = ", ".join(f"{len(ids)} {reason} (ids {ids[:10]}{' ...' if len(ids) > 10 else ''})"
+                           for reason, ids in skipped.items())
+        if not targets:
+            raise ValueError(f"{gt.annotation_file}: no annotation is left to evaluate with ground-truth boxes: the "
+                             f"original's top-down filters skip all {gt.annotations.num_annotations} "
+                             f"({counts or 'the file has no annotation'}). Check the 'bbox', 'area' and 'keypoints' "
+                             "of the file.")
+        logger.info("%s: %d ground-truth boxes to evaluate; top-down skips: %s", gt.annotation_file, len(targets),
+                    counts or "none")
         return targets
     return _detection_targets(gt, detections, det_bbox_thr, input_size, padding)
 
