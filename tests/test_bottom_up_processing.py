@@ -223,8 +223,9 @@ def test_training_targets_group_back_to_the_annotations():
 
 
 def test_test_resize_geometry_groups_back_to_the_image():
-    """A 640 x 480 image: joints mapped into the 512 x 704 (height x width) input (short side 512, long side padded to a multiple of
-    64) and its 176 x 128 maps come back to image coordinates within the stride (4 px / 1.0667 in the image)."""
+    """A 640 x 480 image: joints mapped into the 512 x 704 (height x width) input (short side 512, long side padded to
+    a multiple of 64) and its 128 x 176 maps come back to image coordinates within the stride (4 px / 1.0667 in the
+    image)."""
     from vitpose_plus.modeling.bottom_up_codec import three_point_affine_transform, transform_joints
 
     processor = VitPosePlusBottomUpImageProcessor()
