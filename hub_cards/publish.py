@@ -25,6 +25,9 @@ REMOTE_CODE_FILES = (
     "keypoint_codecs.py",
     "dataset_specs.py",
     "catalog.py",
+    "pipeline_vitpose_plus.py",
+    "top_down.py",
+    "person_detection.py",
 )
 #: A bottom-up (associative embedding) folder holds these as well (its classes import the top-down files).
 BOTTOM_UP_REMOTE_CODE_FILES = REMOTE_CODE_FILES + (

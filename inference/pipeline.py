@@ -28,7 +28,7 @@ from ..modeling import (
     VitPosePlusImageProcessor,
 )
 from ..modeling.image_processing_vitpose_plus import to_rgb_array
-from .detection import Boxes, ObjectDetector
+from ..modeling.person_detection import Boxes, ObjectDetector, normalise_boxes, whole_image_box
 from .drawing import draw_pose
 
 logger = logging.getLogger(__name__)
@@ -126,15 +126,15 @@ class PosePipeline:
             boxes = [None] * len(images)
         if len(boxes) != len(images):
             raise ValueError(f"Got {len(images)} images but {len(boxes)} box lists.")
-        resolved: list[Boxes | None] = [self._normalise_boxes(b, i) for i, b in enumerate(boxes)]
+        resolved: list[Boxes | None] = [None if b is None else normalise_boxes(b, f"image {i}")
+                                        for i, b in enumerate(boxes)]
         missing = [i for i, b in enumerate(resolved) if b is None]
         if missing and self.detector is not None:
             for i, found in zip(missing, self.detector([images[i] for i in missing])):
                 resolved[i] = found
         for i in missing:
             if resolved[i] is None:  # no detector: the whole image is one instance
-                height, width = images[i].shape[:2]
-                resolved[i] = (np.array([[0.0, 0.0, float(width), float(height)]]), np.ones(1))
+                resolved[i] = whole_image_box(*images[i].shape[:2])
         items = [ImageInstances(i, image, boxes=b, box_scores=s) for i, (image, (b, s)) in
                  enumerate(zip(images, resolved))]
         results = dict(self.predictor.predict_iter(items, self.dataset_id))
@@ -150,22 +150,6 @@ class PosePipeline:
     def draw(self, image: Any, instances: Sequence[PosePrediction], keypoint_threshold: float = 0.3) -> np.ndarray:
         """The skeleton picture of `instances` on `image`: `(H, W, 3)` uint8 RGB."""
         return draw_pose(as_rgb(image), instances, self.spec, keypoint_threshold=keypoint_threshold)
-
-    @staticmethod
-    def _normalise_boxes(value: Any, index: int) -> Boxes | None:
-        if value is None:
-            return None
-        if isinstance(value, tuple) and len(value) == 2 and np.ndim(value[1]) == 1:
-            boxes, scores = np.asarray(value[0], dtype=np.float64), np.asarray(value[1], dtype=np.float64)
-        else:
-            boxes = np.asarray(value, dtype=np.float64)
-            scores = np.ones(boxes.reshape(-1, 4).shape[0] if boxes.size else 0)
-        boxes = boxes.reshape(-1, 4) if boxes.size else np.zeros((0, 4))
-        if boxes.shape[0] != scores.shape[0]:
-            raise ValueError(f"Image {index}: {boxes.shape[0]} boxes but {scores.shape[0]} box scores.")
-        if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
-            raise ValueError(f"Image {index}: boxes must be finite (x, y, w, h) with w, h > 0, got {boxes.tolist()}.")
-        return boxes, scores
 
 
 __all__ = ["PosePipeline", "as_rgb"]

@@ -33,6 +33,8 @@ from .modeling_vitpose_plus_bottom_up import (
     VitPosePlusForBottomUpPoseEstimation,
 )
 from .modeling_vitpose_plus_mae import VitPosePlusForMaskedImageModeling, VitPosePlusMAEEncoder, VitPosePlusMAEOutput
+from .person_detection import ObjectDetector
+from .pipeline_vitpose_plus import VitPosePlusKeypointDetectionPipeline, register_pipeline
 from .top_down import ImageInstances, PosePrediction, TopDownPredictor
 
 AutoConfig.register(VitPosePlusConfig.model_type, VitPosePlusConfig, exist_ok=True)
@@ -54,6 +56,8 @@ AutoConfig.register(VitPosePlusBottomUpConfig.model_type, VitPosePlusBottomUpCon
 AutoModel.register(VitPosePlusBottomUpConfig, VitPosePlusBottomUpModel, exist_ok=True)
 AutoModelForPoseEstimation.register(VitPosePlusBottomUpConfig, VitPosePlusForBottomUpPoseEstimation, exist_ok=True)
 VitPosePlusBottomUpConfig.register_for_auto_class()
+# `pipeline("keypoint-detection", model=folder)` in this process (saved folders also register it as remote code).
+register_pipeline()
 
 __all__ = [
     "PRESETS",
@@ -63,6 +67,7 @@ __all__ = [
     "ImageInstances",
     "KeypointDatasetSpec",
     "MSRAHeatmap",
+    "ObjectDetector",
     "PosePrediction",
     "TopDownPredictor",
     "UDPHeatmap",
@@ -75,6 +80,7 @@ __all__ = [
     "VitPosePlusForMaskedImageModeling",
     "VitPosePlusForPoseEstimation",
     "VitPosePlusImageProcessor",
+    "VitPosePlusKeypointDetectionPipeline",
     "VitPosePlusMAEConfig",
     "VitPosePlusMAEEncoder",
     "VitPosePlusMAEOutput",

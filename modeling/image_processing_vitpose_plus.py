@@ -41,6 +41,7 @@ from .keypoint_codecs import (
     warp_images_torch,
 )
 from .keypoint_codecs import cv2 as _cv2
+from .person_detection import normalise_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -455,8 +456,7 @@ class VitPosePlusImageProcessor(BaseImageProcessor):
             raise ValueError("`boxes` is required: one list of COCO (x, y, w, h) boxes per image.")
         out = []
         for i, (array, image_boxes) in enumerate(zip(arrays, _nested(boxes, len(arrays), 4, "boxes"))):
-            if np.any(image_boxes[:, 2:] <= 0):
-                raise ValueError(f"Boxes of image {i} must have positive width and height, got {image_boxes.tolist()}.")
+            image_boxes, _ = normalise_boxes(image_boxes, f"Boxes of image {i}")
             height, width = array.shape[:2]
             outside = (image_boxes[:, 0] >= width) | (image_boxes[:, 1] >= height) | (
                 image_boxes[:, 0] + image_boxes[:, 2] <= 0) | (image_boxes[:, 1] + image_boxes[:, 3] <= 0)

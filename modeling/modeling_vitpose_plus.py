@@ -487,18 +487,36 @@ class VitPosePlusPreTrainedModel(PreTrainedModel):
         "AutoModel": "VitPosePlusModel",
         "AutoModelForPoseEstimation": "VitPosePlusForPoseEstimation",
     }
+    #: Whether saved folders register the `keypoint-detection` pipeline (`config.custom_pipelines`).
+    _ships_keypoint_pipeline: bool = False
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """Save as a Hub-ready folder. The config's `auto_map` names every auto class of this model (config, backbone,
         pose model; `_auto_map_model_classes`), so that the folder loads with `trust_remote_code=True` in a process
-        that never imported `vitpose_plus`; the modeling code files are copied next to the weights."""
+        that never imported `vitpose_plus`; the modeling code files are copied next to the weights. Pose models also
+        register the `keypoint-detection` pipeline (`config.custom_pipelines`) and ship its file."""
         module = type(self).__module__.rsplit(".", 1)[-1]
         config_module = type(self.config).__module__.rsplit(".", 1)[-1]
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map["AutoConfig"] = f"{config_module}.{type(self.config).__name__}"
         auto_map.update({auto: f"{module}.{name}" for auto, name in self._auto_map_model_classes.items()})
         self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        if not self._ships_keypoint_pipeline:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        # transformers copies every file this module imports relatively (also inside functions), so this import also
+        # puts the pipeline file and its own imports into the folder. The entry is written to the folder only: on the
+        # in-memory config it would send `pipeline(model=this_model)` to remote code, which needs a folder.
+        from .pipeline_vitpose_plus import custom_pipelines_entry
+
+        previous = getattr(self.config, "custom_pipelines", None)
+        self.config.custom_pipelines = custom_pipelines_entry()
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if previous is None:
+                del self.config.custom_pipelines
+            else:
+                self.config.custom_pipelines = previous
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -779,6 +797,8 @@ def resolve_dataset_index(
 
 class VitPosePlusForPoseEstimation(VitPosePlusPreTrainedModel):
     """ViTPose / ViTPose+ with one keypoint heatmap head per dataset."""
+
+    _ships_keypoint_pipeline = True
 
     def __init__(self, config: VitPosePlusConfig):
         super().__init__(config)

@@ -656,3 +656,48 @@ def make_mae_state(dim: int = 48, depth: int = 1, patch: int = 16, grid: int = 1
 
 
 TINY_PLUS = {"hidden_size": 48, "num_hidden_layers": 1, "part_features": 12}
+
+
+# ------------------------------------------------------------------------------------------ fresh processes
+_BLOCK_PACKAGE = '''
+import importlib.abc
+import sys
+
+
+class _PackageNotInstalled(importlib.abc.MetaPathFinder):
+    """Makes `vitpose_plus` unimportable, as on a machine that only has torch, transformers and pillow."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "vitpose_plus" or name.startswith("vitpose_plus."):
+            raise ModuleNotFoundError(f"No module named {name!r} (the test runs without the package)")
+        return None
+
+
+sys.meta_path.insert(0, _PackageNotInstalled())
+import torch
+
+torch.set_num_threads(THREADS)
+'''
+
+
+def run_without_package(script: str, cwd: str | os.PathLike, timeout: float = 300) -> Any:
+    """Run `script` in a fresh Python process in which `vitpose_plus` cannot be imported (a user who only loads a
+    published folder with `trust_remote_code`), offline, with a private HF cache under `cwd`.
+
+    The environment is passed through (thread settings such as `OMP_NUM_THREADS` included) and torch gets this
+    process's intra-op thread count, so float reductions run in the same order and results compare exactly.
+    Returns the `subprocess.CompletedProcess`; fails the test with the child's stderr when it exits non-zero.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    import torch
+
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env.update({"HF_HUB_OFFLINE": "1", "HF_HOME": os.path.join(os.fspath(cwd), "hf_home")})
+    code = _BLOCK_PACKAGE.replace("THREADS", str(torch.get_num_threads())) + textwrap.dedent(script)
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env=env)
+    assert result.returncode == 0, f"the fresh process failed:\n{result.stderr[-4000:]}"
+    return result

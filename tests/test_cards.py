@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import yaml
+from helpers import make_model, run_without_package, tiny_plus_config
+from PIL import Image
 
 from vitpose_plus.cli import main
 from vitpose_plus.hub_cards.cards import ModelCardInfo, render_model_card, validate_model_card
 from vitpose_plus.hub_cards.catalog_cards import card_info_for_variant, catalog_cards
+from vitpose_plus.hub_cards.publish import assemble_publish_folder
 
 COCO_AP = {
     "vitpose-small": 73.8, "vitpose-base": 75.8, "vitpose-large": 78.3, "vitpose-huge": 79.1,
@@ -85,3 +95,54 @@ def test_export_cards_cli(tmp_path, capsys):
     assert main(["export", "cards", "--output", str(tmp_path), "--org", "acme"]) == 0
     assert "rendered and validated 32 model cards" in capsys.readouterr().out
     assert (tmp_path / "vitpose-plus-huge-apt36k" / "README.md").is_file()
+
+
+def _code_blocks(card: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", card, flags=re.S)
+
+
+def test_card_usage_code_runs_as_written(tmp_path):
+    """Every snippet of a published card's Usage section runs as written: the transformers-only ones in a process
+    where vitpose_plus cannot be imported, the package and shell ones with it. The folder sits at `acme/tiny-plus`
+    under the working directory, where `from_pretrained("acme/tiny-plus")` finds it before any Hub lookup."""
+    source = tmp_path / "source"
+    make_model(tiny_plus_config()).save_pretrained(source)
+    repo = tmp_path / "acme" / "tiny-plus"
+    assemble_publish_folder(source, repo, repo_id="acme/tiny-plus")
+    card = (repo / "README.md").read_text()
+    image = (np.random.default_rng(0).random((400, 320, 3)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "people.jpg")
+    (tmp_path / "boxes.json").write_text("[[50.0, 30.0, 120.0, 300.0]]")
+
+    python_blocks = _code_blocks(card, "python")
+    shell_blocks = _code_blocks(card, "bash")
+    assert len(python_blocks) == 3 and len(shell_blocks) == 1
+    outputs = []
+    for block in python_blocks:
+        if "vitpose_plus" in block:
+            result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True,
+                                    timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+            assert result.returncode == 0, result.stderr[-3000:]
+        else:
+            result = run_without_package(block, tmp_path)
+        outputs.append(result.stdout)
+    assert outputs[1].startswith("torch.Size([17, 2])")  # the pipeline: 17 COCO keypoints for the one box
+    bin_dir = os.path.dirname(sys.executable)
+    for line in shell_blocks[0].strip().splitlines():
+        result = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+    (record,) = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert len(record["keypoints"]) == 17 * 3
+    assert (tmp_path / "coco.onnx").stat().st_size > 0
+
+    # The transformers-only snippet and the pipeline give the package's keypoints for the same box.
+    from vitpose_plus.inference import PosePipeline
+
+    (expected,) = PosePipeline.from_pretrained(repo)(image_from_jpeg(tmp_path / "people.jpg"),
+                                                     boxes=[[50.0, 30.0, 120.0, 300.0]])
+    np.testing.assert_allclose(np.asarray(record["keypoints"]).reshape(17, 3)[:, :2], expected.keypoints, atol=1e-3)
+
+
+def image_from_jpeg(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))

@@ -200,9 +200,11 @@ def test_draw_pose_colours_and_threshold():
     [
         ("not json", "is not valid JSON"),
         ('{"bbox": [1, 2, 3, 4]}', "single box object"),
-        ("[[1, 2, 3]]", r"box #0: a box must be 4 finite numbers"),
+        ("[[1, 2, 3]]", r"box #0: expected boxes of 4 numbers"),
+        ('[[1, 2, "a", 4]]', r"box #0: boxes must be numbers"),
+        ("[[1, 2, 3, NaN]]", r"box #0: box \[1.0, 2.0, 3.0, nan\] \(x, y, w, h\) must be finite"),
         ('[{"box": [1, 2, 3, 4]}]', "needs a 'bbox' key"),
-        ("[[1, 2, -3, 4]]", "non-positive width or height"),
+        ("[[1, 2, -3, 4]]", "must be finite with a positive width and height"),
         ('{"a.png": 5}', "image 'a.png': expected a list of boxes"),
         ("3", "expected a list of"),
     ],

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_model, tiny_config, tiny_plus_config
+from helpers import make_model, run_without_package, tiny_config, tiny_plus_config
 
 from vitpose_plus import VitPosePlusConfig, VitPosePlusForPoseEstimation, VitPosePlusModel
 from vitpose_plus.modeling import PRESETS
@@ -441,11 +439,7 @@ def test_trust_remote_code_in_fresh_process(tmp_path, pixel_values):
         torch.save(out, {str(tmp_path / "out.pt")!r})
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(script, tmp_path)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected, atol=0, rtol=0)
 
 

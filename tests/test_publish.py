@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
-from helpers import make_model, tiny_plus_config
+from helpers import make_model, run_without_package, tiny_plus_config
 
 from vitpose_plus.cli import main
 from vitpose_plus.hub_cards import publish
@@ -68,11 +66,7 @@ def test_publish_folder_loads_in_fresh_process(model_folder, tmp_path, pixel_val
                    {str(tmp_path / "out.pt")!r})
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(script, tmp_path)
     got = torch.load(tmp_path / "out.pt")
     torch.testing.assert_close(got["heatmaps"], expected, atol=0, rtol=0)
     torch.testing.assert_close(got["pixels"], expected_pixels, atol=0, rtol=0)
