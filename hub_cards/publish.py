@@ -29,8 +29,15 @@ REMOTE_CODE_FILES = (
     "top_down.py",
     "person_detection.py",
 )
-#: A bottom-up (associative embedding) folder holds these as well (its classes import the top-down files).
-BOTTOM_UP_REMOTE_CODE_FILES = REMOTE_CODE_FILES + (
+#: Code files of a bottom-up (associative embedding) folder: the top-down model files its classes build on, and its
+#: own (it ships no keypoint-detection pipeline: that pipeline crops boxes).
+BOTTOM_UP_REMOTE_CODE_FILES = (
+    "configuration_vitpose_plus.py",
+    "modeling_vitpose_plus.py",
+    "image_processing_vitpose_plus.py",
+    "keypoint_codecs.py",
+    "dataset_specs.py",
+    "catalog.py",
     "configuration_vitpose_plus_bottom_up.py",
     "modeling_vitpose_plus_bottom_up.py",
     "image_processing_vitpose_plus_bottom_up.py",

@@ -61,6 +61,7 @@ def write_config(tmp_path, **sections) -> str:
     ({"bottom_up": {"scale_range": [1.5, 0.75]}}, "bottom_up.scale_range"),
     ({"bottom_up": {"eval_scales": [0.5, 2.0]}}, "including 1"),
     ({"bottom_up": {"scale_type": "wide"}}, "'short' or 'long'"),
+    ({"bottom_up": {"position_init": "mae"}}, "bottom_up.position_init = 'mae'"),
     ({"bottom_up": {"translation": 40}}, "unknown key 'translation' (did you mean 'translation_factor'?)"),
     ({"model": {"task": "bottom_up", "overrides": {**TINY, "image_size": [64, 48]}}}, "the bottom-up training input "
                                                                                      "is square"),
@@ -80,6 +81,22 @@ def test_bottom_up_model_fields_are_accepted(tmp_path):
     assert type(model_config).__name__ == "VitPosePlusBottomUpConfig"
     assert (model_config.sigma, model_config.max_num_people, model_config.ae_loss_type) == (1.5, 5, "max")
     assert model_config.dataset_names == ["coco", "ap10k"]
+
+
+def test_sincos_position_init(tmp_path):
+    from vitpose_plus.modeling.modeling_vitpose_plus_mae import build_2d_sincos_position_table
+    from vitpose_plus.training.train import build_model
+
+    config = load_training_config(write_config(tmp_path, bottom_up={"position_init": "sincos"}))
+    model_config = build_model_config(config, [resolve_spec(d) for d in config.datasets])
+    model = build_model(config, model_config)
+    assert isinstance(model, VitPosePlusForBottomUpPoseEstimation) and model.training
+    table = model.backbone.embeddings.position_embeddings
+    assert table.requires_grad and table.shape == (1, 1 + 4 * 4, 32)  # 64x64 input: a 4x4 patch grid
+    torch.testing.assert_close(table[0], build_2d_sincos_position_table(32, 4, 4), atol=0, rtol=0)
+    assert not table[0, 0].any()  # slot 0 (added to every token) starts at zero, as MAE's cls position
+    default = build_model(load_training_config(write_config(tmp_path / "b")), model_config)
+    assert not torch.equal(default.backbone.embeddings.position_embeddings, table)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -164,10 +181,19 @@ def test_tiny_run_trains_saves_and_evaluates(trained):
         assert again.metrics == pytest.approx(result.metrics[name])
 
 
-def test_remote_code_load_of_the_trained_folder(trained, tmp_path):
+def test_remote_code_load_of_the_trained_folder(trained, tmp_path, capsys):
+    """The trained folder, assembled for the Hub by `vitpose-plus publish`, loads and predicts with
+    trust_remote_code in a process where vitpose_plus cannot be imported."""
+    from vitpose_plus.cli import main
+    from vitpose_plus.hub_cards.publish import BOTTOM_UP_REMOTE_CODE_FILES
+
     run = trained[0]
-    folder = run / "model"
-    model = load_model_folder(folder)
+    folder = tmp_path / "hub"
+    assert main(["publish", "--model", str(run / "model"), "--repo-id", "acme/tiny-bottom-up", "--output",
+                 str(folder)]) == 0
+    capsys.readouterr()
+    assert set(BOTTOM_UP_REMOTE_CODE_FILES) <= {p.name for p in folder.iterdir()}
+    model = load_model_folder(run / "model")
     processor = VitPosePlusBottomUpImageProcessor.from_pretrained(folder)
     image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     np.save(tmp_path / "image.npy", image)

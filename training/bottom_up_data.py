@@ -168,6 +168,8 @@ def build_bottom_up_model(config: TrainingConfig, model_config: VitPosePlusBotto
     from vitpose_plus.file_io import load_model_folder
 
     model = VitPosePlusForBottomUpPoseEstimation(model_config)
+    if config.bottom_up.position_init == "sincos":
+        sincos_position_table(model)
     if config.model.mae_checkpoint:
         from vitpose_plus.conversion.convert_mae import init_from_mae_state_dict, read_mae_state_dict
 
@@ -187,6 +189,19 @@ def build_bottom_up_model(config: TrainingConfig, model_config: VitPosePlusBotto
             logger.warning("Initialised the backbone from the top-down model %s (heads start fresh).",
                            config.model.init_from)
     return model.train()
+
+
+def sincos_position_table(model: VitPosePlusForBottomUpPoseEstimation) -> None:
+    """Set the position table to MAE's fixed 2-D sin-cos table of the model's patch grid (slot 0 zero), the table an
+    MAE-initialised backbone starts from; it stays trainable. From scratch it gives every token its row and column
+    from the first step, which the tags (a per-person value) build on."""
+    from vitpose_plus.modeling.modeling_vitpose_plus_mae import build_2d_sincos_position_table
+
+    embeddings = model.backbone.embeddings
+    rows, cols = embeddings.grid_size
+    table = build_2d_sincos_position_table(model.config.hidden_size, rows, cols, cls_slot=True)
+    with torch.no_grad():
+        embeddings.position_embeddings.copy_(table.reshape(embeddings.position_embeddings.shape))
 
 
 def _load_backbone(model: VitPosePlusForBottomUpPoseEstimation, source: Any) -> None:
@@ -247,5 +262,6 @@ __all__ = [
     "build_bottom_up_training_data",
     "evaluate_bottom_up_run",
     "row_instances",
+    "sincos_position_table",
     "top_down_twin",
 ]

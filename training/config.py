@@ -93,6 +93,7 @@ class BottomUpConfig:
     scale_range: list[float] = field(default_factory=lambda: [0.75, 1.5])
     scale_type: str = "short"  # the square crop covers the image's short ("short") or long ("long") side
     translation_factor: float = 40.0
+    position_init: str = "random"  # "sincos": start the (trainable) position table from MAE's 2-D sin-cos table
     eval_nms_threshold: float | None = None  # OKS-NMS on the grouped persons; off, as the original's AE configs
     eval_scales: list[float] = field(default_factory=lambda: [1.0])  # multi-scale test (must include 1)
 
@@ -401,6 +402,8 @@ def _validate_task_sections(config: TrainingConfig, where: str) -> None:
         _check(bu.scale_type in ("short", "long"), where, "bottom_up.scale_type", bu.scale_type, "'short' or 'long'")
         _check(bu.translation_factor >= 0, where, "bottom_up.translation_factor", bu.translation_factor,
                ">= 0 (pixels at 200 px scale)")
+        _check(bu.position_init in ("random", "sincos"), where, "bottom_up.position_init", bu.position_init,
+               "'random' (the initializer's) or 'sincos' (MAE's 2-D sin-cos table)")
         if bu.eval_nms_threshold is not None:
             _check(0 < bu.eval_nms_threshold <= 1, where, "bottom_up.eval_nms_threshold", bu.eval_nms_threshold,
                    "in (0, 1], or null for no OKS-NMS")

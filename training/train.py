@@ -437,7 +437,8 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
             try:
                 from .plots import plot_learning_curve
 
-                plot_learning_curve(log_path, os.path.join(run.output_dir, "learning_curve.png"))
+                loss_name = "heatmap MSE + AE pull + push" if config.model.task == "bottom_up" else "JointsMSE loss"
+                plot_learning_curve(log_path, os.path.join(run.output_dir, "learning_curve.png"), loss_name)
             except ImportError:
                 logger.info("matplotlib is not installed; skipping the learning-curve plot.")
         accelerator.wait_for_everyone()
