@@ -32,6 +32,32 @@ REMOTE_CODE_FILES = (
 #: Code files a trust_remote_code MAE pre-training folder (`vitpose-plus pretrain`) holds: the pose model's files, whose
 #: backbone the MAE encoder is, plus the MAE config and model.
 MAE_REMOTE_CODE_FILES = REMOTE_CODE_FILES + ("configuration_vitpose_plus_mae.py", "modeling_vitpose_plus_mae.py")
+#: Code files of a bottom-up (associative embedding) folder: the top-down model files its classes build on, and its
+#: own (it ships no keypoint-detection pipeline: that pipeline crops boxes).
+BOTTOM_UP_REMOTE_CODE_FILES = (
+    "configuration_vitpose_plus.py",
+    "modeling_vitpose_plus.py",
+    "image_processing_vitpose_plus.py",
+    "keypoint_codecs.py",
+    "dataset_specs.py",
+    "catalog.py",
+    "configuration_vitpose_plus_bottom_up.py",
+    "modeling_vitpose_plus_bottom_up.py",
+    "image_processing_vitpose_plus_bottom_up.py",
+    "bottom_up_codec.py",
+    "bottom_up_grouping.py",
+)
+
+
+def remote_code_files(model) -> tuple[str, ...]:
+    """The code files a `trust_remote_code` folder of `model` must hold."""
+    from ..modeling import VitPosePlusForBottomUpPoseEstimation, VitPosePlusForMaskedImageModeling
+
+    if isinstance(model, VitPosePlusForBottomUpPoseEstimation):
+        return BOTTOM_UP_REMOTE_CODE_FILES
+    if isinstance(model, VitPosePlusForMaskedImageModeling):
+        return MAE_REMOTE_CODE_FILES
+    return REMOTE_CODE_FILES
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -112,7 +138,8 @@ def assemble_publish_folder(
     files = save_model_folder(model, output_dir, card=info, max_shard_size=max_shard_size, overwrite=overwrite)
     with open(os.path.join(output_dir, "README.md"), encoding="utf-8") as handle:
         validate_model_card(handle.read(), source=repo_id)
-    missing = [name for name in (*REMOTE_CODE_FILES, "config.json", "preprocessor_config.json") if name not in files]
+    missing = [name for name in (*remote_code_files(model), "config.json", "preprocessor_config.json")
+               if name not in files]
     if missing:
         raise RuntimeError(f"{output_dir}: the assembled folder lacks {missing}; it would not load remotely.")
     if not any(name.endswith(".safetensors") for name in files):

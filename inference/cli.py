@@ -8,22 +8,49 @@ import sys
 from vitpose_plus.cli import DefaultsFormatter, dataset_argument
 
 
+def model_kind(model_id: str) -> str:
+    """`"bottom-up"` or `"top-down"`, from the `model_type` of a model folder's (or Hub id's) `config.json`."""
+    from transformers import PretrainedConfig
+
+    from vitpose_plus.file_io import check_local_path
+    from vitpose_plus.modeling import VitPosePlusBottomUpConfig
+
+    config, _ = PretrainedConfig.get_config_dict(check_local_path(model_id))
+    return "bottom-up" if config.get("model_type") == VitPosePlusBottomUpConfig.model_type else "top-down"
+
+
+def _bottom_up_pipeline(args: argparse.Namespace):
+    from .bottom_up import BottomUpPipeline
+
+    if args.boxes or args.detector:
+        raise ValueError("--task bottom-up finds every person in the whole image; it takes no --boxes or --detector.")
+    return BottomUpPipeline.from_pretrained(args.model, dataset=args.dataset, batch_size=args.batch_size,
+                                            flip_test=args.flip_test, scale_factors=args.scales or [1.0],
+                                            device=args.device)
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     from .pipeline import PosePipeline
     from .predict import predict_inputs
 
     if args.boxes and args.detector:
         raise ValueError("Give either --boxes or --detector, not both.")
-    pipeline = PosePipeline.from_pretrained(
-        args.model,
-        dataset=args.dataset,
-        detector=args.detector,
-        detector_labels=args.detector_labels,
-        detector_threshold=args.detector_threshold,
-        batch_size=args.batch_size,
-        flip_test=args.flip_test,
-        device=args.device,
-    )
+    task = args.task or model_kind(args.model)
+    if task == "bottom-up":
+        pipeline = _bottom_up_pipeline(args)
+    else:
+        if args.scales is not None:
+            raise ValueError("--scales is the bottom-up multi-scale test (--task bottom-up).")
+        pipeline = PosePipeline.from_pretrained(
+            args.model,
+            dataset=args.dataset,
+            detector=args.detector,
+            detector_labels=args.detector_labels,
+            detector_threshold=args.detector_threshold,
+            batch_size=args.batch_size,
+            flip_test=args.flip_test,
+            device=args.device,
+        )
     summary = predict_inputs(
         pipeline,
         args.image,
@@ -51,12 +78,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `predict` to the top-level parser's sub-parsers."""
     predict = subparsers.add_parser(
         "predict", formatter_class=DefaultsFormatter,
-        help="top-down pose estimation on an image, a folder of images or a video",
+        help="pose estimation on an image, a folder of images or a video (top-down or bottom-up)",
         description=(
-            "Predict keypoints with boxes from a JSON file, an object detector, or the whole image; writes "
-            "keypoints.json (COCO keypoint results) and a skeleton picture per image into --output."
+            "Predict keypoints with boxes from a JSON file, an object detector, or the whole image (top-down), or of "
+            "every person without boxes (bottom-up models); writes keypoints.json (COCO keypoint results) and a "
+            "skeleton picture per image into --output."
         ),
     )
+    predict.add_argument("--task", choices=("top-down", "bottom-up"), default=None,
+                         help="top-down (boxes) or bottom-up (every person, no detector); default: the model's kind")
+    predict.add_argument("--scales", type=float, nargs="+", default=None,
+                         help="bottom-up multi-scale test, e.g. 0.5 1 2 (must include 1); default: 1")
     predict.add_argument("--model", required=True, help="vitpose-plus model folder or Hub id")
     predict.add_argument("--image", required=True, help="image file, folder of images, or video file")
     source = predict.add_mutually_exclusive_group()
@@ -71,8 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     predict.add_argument("--detector-threshold", type=float, default=0.5, help="detector score threshold")
     dataset_argument(predict, help_suffix="; default: the processor's (the model's first)")
-    predict.add_argument("--flip-test", action="store_true", help="average with the mirrored crops")
-    predict.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
+    predict.add_argument("--flip-test", action="store_true", help="average with the mirrored crops (images)")
+    predict.add_argument("--batch-size", type=int, default=32, help="crops (bottom-up: images) per forward pass")
     predict.add_argument("--keypoint-threshold", type=float, default=0.3, help="hide keypoints below this score")
     predict.add_argument("--category-id", type=int, default=1, help="category_id of the COCO results")
     predict.add_argument("--device", default=None, help="torch device (default: cpu)")

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,6 +22,9 @@ from ..file_io import atomic_write, read_image, write_json
 from .detection import Boxes, boxes_for_image, load_boxes_file
 from .drawing import draw_pose
 from .pipeline import PosePipeline
+
+if TYPE_CHECKING:
+    from .bottom_up import BottomUpPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ def _check_output_folder(input_path: str, output_dir: str, files: list[str]) -> 
 
 
 def predict_inputs(
-    pipeline: PosePipeline,
+    pipeline: PosePipeline | BottomUpPipeline,
     input_path: str | os.PathLike,
     output_dir: str | os.PathLike,
     boxes_file: str | os.PathLike | None = None,
@@ -95,7 +98,8 @@ def predict_inputs(
     progress: bool = True,
     flush_every: int = 50,
 ) -> PredictionSummary:
-    """Run `pipeline` on an image file, a folder of images or a video; write the results to `output_dir`.
+    """Run `pipeline` (top-down `PosePipeline` or `BottomUpPipeline`) on an image file, a folder of images or a
+    video; write the results to `output_dir`.
 
     Writes `keypoints.json` (COCO keypoint results with `file_name`; `image_id` from `image_ids`, or the frame index
     for a video) and one `<stem>.png` skeleton picture per image (`<stem>.mp4` for a video).

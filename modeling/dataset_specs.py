@@ -175,11 +175,15 @@ def builtin_dataset_names() -> tuple[str, ...]:
 
 
 def get_dataset_spec(name_or_spec: str | dict[str, Any] | KeypointDatasetSpec) -> KeypointDatasetSpec:
-    """Return a spec given a built-in dataset name, a spec dict or a spec (returned unchanged)."""
+    """Return a spec given a built-in dataset name, a spec dict or a spec (returned unchanged; a spec of another
+    copy of this module, as transformers' remote code loads config and processor separately, is rebuilt from its
+    `to_dict()`)."""
     if isinstance(name_or_spec, KeypointDatasetSpec):
         return name_or_spec
     if isinstance(name_or_spec, dict):
         return KeypointDatasetSpec.from_dict(name_or_spec)
+    if not isinstance(name_or_spec, str) and callable(getattr(name_or_spec, "to_dict", None)):
+        return KeypointDatasetSpec.from_dict(name_or_spec.to_dict())
     specs = _builtin_specs()
     if name_or_spec not in specs:
         raise ValueError(f"Unknown keypoint dataset {name_or_spec!r}; the built-in datasets are {sorted(specs)}.")

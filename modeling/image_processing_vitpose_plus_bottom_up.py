@@ -194,8 +194,8 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
     # ------------------------------------------------------------------ geometry
     @property
     def input_size(self) -> tuple[int, int]:
-        """Training input `(width, height)`."""
-        return self.size["width"], self.size["height"]
+        """Training input `(height, width)` (the model config's `image_size`)."""
+        return self.size["height"], self.size["width"]
 
     def resize_geometry(
         self, image_height: int, image_width: int, scale_factor: float = 1.0, min_scale_factor: float | None = None
@@ -203,15 +203,19 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
         """Resize of one image at one test scale.
 
         Returns:
-            `(width, height)` of the resized input at `scale_factor`, `(width, height)` at scale 1 (the base size
-            the maps are projected to), and the `center` `(2,)` and `scale` `(2,)` that map back to the image.
+            `(height, width)` of the resized input at `scale_factor`, `(height, width)` at scale 1 (the base size
+            the maps are projected to), and the `center` `(2,)` `(x, y)` and `scale` `(2,)` `(w, h) / 200` that map
+            back to the image.
         """
         min_scale = self._min_scale(scale_factor, min_scale_factor)
-        size, center, scale = multi_scale_size(
-            image_width, image_height, self.input_size, scale_factor, min_scale, self.size_divisor
+        # the codec follows the original's (width, height) order
+        input_wh = (self.size["width"], self.size["height"])
+        (width, height), center, scale = multi_scale_size(
+            image_width, image_height, input_wh, scale_factor, min_scale, self.size_divisor
         )
-        base, _, _ = multi_scale_size(image_width, image_height, self.input_size, 1.0, min_scale, self.size_divisor)
-        return size, base, center, scale
+        (base_w, base_h), _, _ = multi_scale_size(image_width, image_height, input_wh, 1.0, min_scale,
+                                                  self.size_divisor)
+        return (height, width), (base_h, base_w), center, scale
 
     def heatmap_size_for(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) of the model's maps for a `height x width` input (input / 4 for multiples of 16)."""
@@ -233,8 +237,8 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
         return np.ascontiguousarray(out.transpose(2, 0, 1), dtype=np.float32)
 
     def _resize(self, image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """Warp to `size` = `(width, height)` (the original's order for this resize)."""
-        size = (int(size[1]), int(size[0]))  # keypoint_codecs' warps take (height, width)
+        """Warp to `size` = `(height, width)`."""
+        size = (int(size[0]), int(size[1]))
         backend = self.resize_backend
         if backend == "auto":
             backend = "cv2" if _cv2 is not None else "torch"
@@ -285,7 +289,7 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
         for image in arrays:
             size, _, center, scale = self.resize_geometry(image.shape[0], image.shape[1], scale_factor,
                                                           min_scale_factor)
-            matrix = three_point_affine_transform(center, scale, 0.0, size)
+            matrix = three_point_affine_transform(center, scale, 0.0, (size[1], size[0]))  # (width, height)
             resized.append(self._normalise(self._resize(image, matrix, size), do_rescale, do_normalize))
         height = max(r.shape[1] for r in resized)
         width = max(r.shape[2] for r in resized)
@@ -372,7 +376,7 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
             base = center = scale = None
             for out, factor in zip(output_list, scale_factors):
                 size, base, center, scale = self.resize_geometry(height, width, factor, min_scale)
-                hh, ww = self.heatmap_size_for(size[1], size[0])
+                hh, ww = self.heatmap_size_for(size[0], size[1])
                 if out.heatmaps.shape[1] < k or out.heatmaps.shape[2] < hh or out.heatmaps.shape[3] < ww:
                     raise ValueError(
                         f"Image {b} ({height}x{width}, scale {factor}) needs maps of at least ({k}, {hh}, {ww}), "
@@ -390,7 +394,7 @@ class VitPosePlusBottomUpImageProcessor(BaseImageProcessor):
                     [h.detach() for h in heatmaps_per_scale],
                     [[t.detach() for t in ts] for ts in tags_per_scale],
                     scale_factors,
-                    base,
+                    (base[1], base[0]),  # the grouping takes (width, height), as the original
                     self.project2image,
                     self.align_corners,
                 )

@@ -383,6 +383,103 @@ def oracle_records(ground_truth: Any, targets: Sequence[Any]) -> list[dict[str, 
                              ground_truth.spec.name, flip_test=False, progress=False)
 
 
+# ----------------------------------------------------------------------------------------------- bottom-up
+BOTTOM_UP_IMAGE_SIZES = ((256, 384), (256, 256), (320, 256))
+"""(height, width) of the bottom-up fixture images: multiples of 64 with the short side 256, so the processor's
+test resize (input 256) is the identity and image pixels are input pixels."""
+
+
+def bottom_up_coco_dict(num_images: int = 3, k: int = 17, seed: int = 11) -> dict[str, Any]:
+    """A COCO file for whole-image (bottom-up) evaluation: image `i` has the size `BOTTOM_UP_IMAGE_SIZES[i % 3]` and
+    one to three persons in separate vertical strips (keypoints of different persons at least 40 px apart in x),
+    keypoints at least 12 px from the top and bottom, about 15% unlabelled, `area` 20000 (an OKS scale that tolerates
+    the quarter-pixel quantisation of the grouping, so a perfect oracle scores AP 1.0). A last image has no
+    person."""
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for i in range(num_images + 1):
+        height, width = BOTTOM_UP_IMAGE_SIZES[i % len(BOTTOM_UP_IMAGE_SIZES)]
+        images.append({"id": 100 + i, "file_name": f"bu_{i:03d}.png", "width": width, "height": height})
+        if i == num_images:
+            break  # an image without persons: evaluated too (the original's test mode keeps every image)
+        count = 1 + i % 3
+        strip = width / count
+        for p in range(count):
+            x = rng.uniform(p * strip + 20, (p + 1) * strip - 20, k)
+            kp = np.stack([x, rng.uniform(12, height - 12, k), np.full(k, 2.0)], 1)
+            unlabelled = rng.random(k) < 0.15
+            unlabelled[0] = False  # at least one labelled keypoint
+            kp[unlabelled] = 0.0
+            annotations.append({"id": 1000 + len(annotations), "image_id": 100 + i, "category_id": 1,
+                                "bbox": [float(kp[:, 0].min()), 0.0, 40.0, float(height)], "area": 20000.0,
+                                "iscrowd": 0, "num_keypoints": int((kp[:, 2] > 0).sum()),
+                                "keypoints": _round(kp)})
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}
+
+
+def write_bottom_up_fixture(folder: str | os.PathLike, **kwargs: Any) -> dict[str, str]:
+    """`bottom_up_coco_dict` as `annotations.json` with its PNG images in `folder`."""
+    import cv2
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    data = bottom_up_coco_dict(**kwargs)
+    for n, image in enumerate(data["images"]):
+        rng = np.random.default_rng(n)
+        small = rng.integers(0, 255, (image["height"] // 8, image["width"] // 8, 3)).astype(np.uint8)
+        cv2.imwrite(os.path.join(folder, image["file_name"]),
+                    cv2.resize(small, (image["width"], image["height"]), interpolation=cv2.INTER_LINEAR))
+    return {"annotations": write_json(os.path.join(folder, "annotations.json"), data), "images": folder}
+
+
+class BottomUpOracle:
+    """A perfect bottom-up "model" for `BottomUpPredictor`: maps drawn from the ground truth of the images it is
+    asked about, in the order it is asked (`images`: per image, its `(P, K, 3)` joints in input pixels).
+
+    Heatmaps: a unit Gaussian (sigma 1.5 map pixels) per labelled joint, centred where the processor's 4x bilinear
+    projection (`align_corners=False`) puts input pixel `x - 0.5`, i.e. map coordinate `x / 4 - 0.5`, so that the
+    grouping's peak plus its `+ 0.5` lands on `x` up to the map's quantisation (the projected map peaks at a map
+    sample: within 2 input pixels). Tags: `3 p` for person `p` in a
+    9x9-pixel window around each of its joints (the tag threshold is 1). With flip test the flipped tags equal the
+    tags and the heatmaps are the averaged ones, as a symmetric model's would be.
+    """
+
+    def __init__(self, config: Any, joints: Sequence[np.ndarray], stride: int = 4):
+        self.config = config
+        self.joints = [np.asarray(j, dtype=np.float64).reshape(-1, config.max_num_keypoints, 3) for j in joints]
+        self.stride = stride
+        self.position = 0
+        self.calls: list[tuple[int, ...]] = []
+
+    def __call__(self, pixel_values: Any, pixel_mask: Any = None, dataset_index: Any = None,
+                 flip_test: bool = False) -> Any:
+        import torch
+
+        from vitpose_plus.modeling import VitPosePlusBottomUpOutput
+
+        batch, _, height, width = pixel_values.shape
+        self.calls.append(tuple(pixel_values.shape))
+        k, h, w = self.config.max_num_keypoints, height // self.stride, width // self.stride
+        heatmaps = np.zeros((batch, k, h, w), np.float32)
+        tags = np.zeros((batch, k, h, w), np.float32)
+        ys, xs = np.mgrid[0:h, 0:w]
+        for b in range(batch):
+            for p, person in enumerate(self.joints[self.position + b]):
+                for j, (x, y, v) in enumerate(person):
+                    if v <= 0:
+                        continue
+                    mx, my = x / self.stride - 0.5, y / self.stride - 0.5
+                    blob = np.exp(-((xs - mx) ** 2 + (ys - my) ** 2) / (2 * 1.5**2)).astype(np.float32)
+                    heatmaps[b, j] = np.maximum(heatmaps[b, j], blob)
+                    cx, cy = int(round(mx)), int(round(my))
+                    tags[b, j, max(0, cy - 4): cy + 5, max(0, cx - 4): cx + 5] = 3.0 * p
+        self.position += batch
+        tags_t = torch.from_numpy(tags)
+        return VitPosePlusBottomUpOutput(heatmaps=torch.from_numpy(heatmaps), tags=tags_t,
+                                         flipped_tags=tags_t.clone() if flip_test else None)
+
+
 # ----------------------------------------------------------------------------------------------- models and checkpoints
 # Tiny random-weight models and synthetic original/MAE checkpoints in the documented layouts (VITPOSE_REFERENCE.md
 # 2.1, 2.7). torch and the package are imported inside the functions (see the module docstring).

@@ -33,8 +33,24 @@ def test_resize_equals_the_original_test_pipeline():
     expected = ((resized.astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1)
     np.testing.assert_allclose(out["pixel_values"][0].numpy(), expected, atol=2e-6, rtol=0)
     size, base, center, scale = processor.resize_geometry(100, 150)
-    assert size == base == (192, 128) and center.tolist() == [75, 50]
+    assert size == base == (128, 192) and center.tolist() == [75, 50]
     np.testing.assert_allclose(scale, [0.75, 0.5])
+
+
+def test_sizes_are_height_width_like_the_top_down_processor():
+    """`input_size`, `resize_geometry` and `heatmap_size_for` speak (height, width), as `image_size` and the top-down
+    processor do; a non-square size shows the order (landscape images take the height as their short side, portrait
+    ones the width, as the original's `BottomUpGetImgSize`)."""
+    processor = VitPosePlusBottomUpImageProcessor(size={"height": 128, "width": 192})
+    assert processor.input_size == (128, 192)
+    landscape, base, _, _ = processor.resize_geometry(100, 150)
+    assert landscape == base == (128, 192)  # short side 128; 150 * 128 / 100 = 192
+    portrait, _, center, scale = processor.resize_geometry(150, 100)
+    assert portrait == (320, 192)  # short side 192; 150 * 192 / 100 = 288, rounded up to 320
+    assert center.tolist() == [50, 75]
+    np.testing.assert_allclose(scale, [0.5, 320 / 192 * 100 / 200])
+    assert processor(_image(150, 100))["pixel_values"].shape == (1, 3, 320, 192)
+    assert processor.heatmap_size_for(320, 192) == (80, 48)
 
 
 def test_batch_is_padded_with_a_mask():
@@ -207,15 +223,16 @@ def test_training_targets_group_back_to_the_annotations():
 
 
 def test_test_resize_geometry_groups_back_to_the_image():
-    """A 640 x 480 image: joints mapped into the 704 x 512 input (short side 512, long side padded to a multiple of
-    64) and its 176 x 128 maps come back to image coordinates within the stride (4 px / 1.0667 in the image)."""
+    """A 640 x 480 image: joints mapped into the 512 x 704 (height x width) input (short side 512, long side padded to
+    a multiple of 64) and its 128 x 176 maps come back to image coordinates within the stride (4 px / 1.0667 in the
+    image)."""
     from vitpose_plus.modeling.bottom_up_codec import three_point_affine_transform, transform_joints
 
     processor = VitPosePlusBottomUpImageProcessor()
     size, _, center, scale = processor.resize_geometry(480, 640)
-    assert size == (704, 512)
+    assert size == (512, 704)
     people = _separated_people(640, 480)
-    matrix = three_point_affine_transform(center, scale, 0.0, size)
+    matrix = three_point_affine_transform(center, scale, 0.0, (size[1], size[0]))  # the codec takes (width, height)
     in_maps = [np.concatenate([transform_joints(p[:, :2], matrix) / 4, p[:, 2:]], axis=1) for p in people]
     found = processor.post_process_bottom_up(_oracle_maps(np.stack(in_maps).astype(np.float32), (176, 128)),
                                              [(480, 640)])[0]

@@ -74,9 +74,30 @@ AugmentationConfig = AugmentationSettings
 
 
 @dataclass
+class BottomUpConfig:
+    """`model.task: bottom_up` only: the `BottomUpTrainTransform` augmentation (defaults: the original AE recipe's
+    `BottomUpRandomAffine` and `BottomUpRandomFlip`) and the evaluation's settings. The target sigma and the number
+    of encoded persons are the model's (`model.overrides.sigma`, `max_num_people`), so training and the saved
+    processor agree."""
+
+    flip_prob: float = 0.5
+    rotation_factor: float = 30.0
+    scale_range: list[float] = field(default_factory=lambda: [0.75, 1.5])
+    scale_type: str = "short"  # the square crop covers the image's short ("short") or long ("long") side
+    translation_factor: float = 40.0
+    position_init: str = "random"  # "sincos": start the (trainable) position table from MAE's 2-D sin-cos table
+    eval_nms_threshold: float | None = None  # OKS-NMS on the grouped persons; off, as the original's AE configs
+    eval_scales: list[float] = field(default_factory=lambda: [1.0])  # multi-scale test (must include 1)
+
+
+TASKS = ("top_down", "bottom_up")
+
+
+@dataclass
 class ModelConfig:
+    task: str = "top_down"  # "top_down" (boxes, VitPosePlusForPoseEstimation) or "bottom_up" (associative embedding)
     preset: str | None = None  # e.g. vitpose-plus-base; None: VitPosePlusConfig defaults + overrides
-    overrides: dict[str, Any] = field(default_factory=dict)  # any VitPosePlusConfig field
+    overrides: dict[str, Any] = field(default_factory=dict)  # any VitPosePlusConfig (bottom-up: BottomUpConfig) field
     init_from: str | None = None  # a saved model folder (e.g. a converted checkpoint) to start from
     mae_checkpoint: str | None = None  # MAE weights (original .pth, transformers ViTMAE or a vitpose-plus MAE folder)
     allow_partial_init: bool = False  # init_from may leave backbone tensors (not only new datasets) initialised
@@ -148,6 +169,7 @@ class TrainingConfig:
     datasets: list[DatasetConfig]
     model: ModelConfig = field(default_factory=ModelConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    bottom_up: BottomUpConfig = field(default_factory=BottomUpConfig)
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     distillation: DistillationConfig | None = None
@@ -352,12 +374,15 @@ def validate_training_config(config: TrainingConfig) -> None:
         value = getattr(model, key)
         if value is not None and not os.path.exists(value):
             raise FileNotFoundError(f"{where}: model.{key} = {value!r} does not exist.")
-    from vitpose_plus.modeling import PRESETS, VitPosePlusConfig
+    from vitpose_plus.modeling import PRESETS, VitPosePlusBottomUpConfig, VitPosePlusConfig
 
     if model.preset is not None and model.preset not in PRESETS:
         raise ValueError(f"{where}: model.preset = {model.preset!r}{_did_you_mean(model.preset, list(PRESETS))}; "
                          f"expected one of {list(PRESETS)}.")
-    config_fields = sorted(VitPosePlusConfig.__dataclass_fields__)
+    _check(model.task in TASKS, where, "model.task", model.task, f"one of {list(TASKS)}")
+    _validate_task_sections(config, where)
+    config_class = VitPosePlusBottomUpConfig if model.task == "bottom_up" else VitPosePlusConfig
+    config_fields = sorted(config_class.__dataclass_fields__)
     for key in model.overrides:
         if key not in config_fields or key == "datasets":
             raise ValueError(f"{where}: model.overrides has an unknown field {key!r}"
@@ -422,8 +447,42 @@ def _validate_distillation(distill: DistillationConfig, where: str) -> None:
     _check(token.warmup_steps >= 0, where, "distillation.token_learning.warmup_steps", token.warmup_steps, ">= 0")
 
 
+def _validate_task_sections(config: TrainingConfig, where: str) -> None:
+    """Each task has its own augmentation section; the other task's section must stay at its defaults (a setting
+    there would silently do nothing)."""
+    if config.model.task == "bottom_up":
+        if config.augmentation != AugmentationConfig():
+            raise ValueError(f"{where}: 'augmentation' holds the top-down transform's settings, but model.task is "
+                             "bottom_up; put the bottom-up augmentation under 'bottom_up' (flip_prob, "
+                             "rotation_factor, scale_range, scale_type, translation_factor).")
+        bu = config.bottom_up
+        _check(0 <= bu.flip_prob <= 1, where, "bottom_up.flip_prob", bu.flip_prob, "a probability in [0, 1]")
+        _check(bu.rotation_factor >= 0, where, "bottom_up.rotation_factor", bu.rotation_factor, ">= 0 (degrees)")
+        _check(len(bu.scale_range) == 2 and 0 < bu.scale_range[0] <= bu.scale_range[1], where,
+               "bottom_up.scale_range", bu.scale_range, "[min, max] with 0 < min <= max")
+        _check(bu.scale_type in ("short", "long"), where, "bottom_up.scale_type", bu.scale_type, "'short' or 'long'")
+        _check(bu.translation_factor >= 0, where, "bottom_up.translation_factor", bu.translation_factor,
+               ">= 0 (pixels at 200 px scale)")
+        _check(bu.position_init in ("random", "sincos"), where, "bottom_up.position_init", bu.position_init,
+               "'random' (the initializer's) or 'sincos' (MAE's 2-D sin-cos table)")
+        if bu.eval_nms_threshold is not None:
+            _check(0 < bu.eval_nms_threshold <= 1, where, "bottom_up.eval_nms_threshold", bu.eval_nms_threshold,
+                   "in (0, 1], or null for no OKS-NMS")
+        _check(len(bu.eval_scales) >= 1 and all(s > 0 for s in bu.eval_scales) and 1.0 in bu.eval_scales, where,
+               "bottom_up.eval_scales", bu.eval_scales, "positive test scales including 1 (the tags come from it)")
+        size = config.model.overrides.get("image_size")
+        if size is not None:
+            _check(isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1], where,
+                   "model.overrides.image_size", size, "[side, side]: the bottom-up training input is square")
+    elif config.bottom_up != BottomUpConfig():
+        raise ValueError(f"{where}: the 'bottom_up' section applies only to model.task: bottom_up (this run is "
+                         f"{config.model.task}); remove it or set model.task: bottom_up.")
+
+
 __all__ = [
+    "TASKS",
     "AugmentationConfig",
+    "BottomUpConfig",
     "DatasetConfig",
     "DistillationConfig",
     "ModelConfig",

@@ -6,8 +6,10 @@ import json
 import os
 
 
-def plot_learning_curve(log_path: str | os.PathLike, output_png: str | os.PathLike) -> str:
-    """Plot `log.jsonl` (training loss per logged step, evaluation AP per dataset) into a PNG; returns its path."""
+def plot_learning_curve(log_path: str | os.PathLike, output_png: str | os.PathLike,
+                        loss_name: str = "JointsMSE loss") -> str:
+    """Plot `log.jsonl` (training loss per logged step, evaluation AP per dataset) into a PNG; returns its path.
+    `loss_name` labels the loss axis (bottom-up runs: the heatmap MSE plus the AE pull and push terms)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +29,7 @@ def plot_learning_curve(log_path: str | os.PathLike, output_png: str | os.PathLi
     loss_axis.plot(steps, losses, color="tab:blue", label="training loss")
     loss_axis.set_yscale("log")
     loss_axis.set_xlabel("optimizer step")
-    loss_axis.set_ylabel("JointsMSE loss (log scale)", color="tab:blue")
+    loss_axis.set_ylabel(f"{loss_name} (log scale)", color="tab:blue")
     loss_axis.grid(alpha=0.3)
     handles, labels = loss_axis.get_legend_handles_labels()
     if evals:

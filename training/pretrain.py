@@ -286,7 +286,7 @@ def save_pretrained_mae(model: VitPosePlusForMaskedImageModeling, config: Pretra
     """The MAE folder (the same writer as every other folder): weights, config, the remote code, the processor
     whose crop and normalisation made the inputs, and a card that says how to fine-tune from it."""
     from vitpose_plus.file_io import save_model_folder
-    from vitpose_plus.hub_cards.publish import MAE_REMOTE_CODE_FILES
+    from vitpose_plus.hub_cards.publish import remote_code_files
 
     sets = ", ".join(f"{d.name} ({config.dataset_mode(d)}, {n} samples)" for d, n in zip(config.datasets, data.sizes))
     cfg = model.config
@@ -308,7 +308,7 @@ def save_pretrained_mae(model: VitPosePlusForMaskedImageModeling, config: Pretra
         "",
     ])
     files = save_model_folder(model, folder, processor=data.processor, card=card, overwrite=True)
-    missing = [name for name in (*MAE_REMOTE_CODE_FILES, "config.json", "preprocessor_config.json")
+    missing = [name for name in (*remote_code_files(model), "config.json", "preprocessor_config.json")
                if name not in files]
     if missing:
         raise RuntimeError(f"{folder}: the MAE folder lacks {missing}; it would not load with trust_remote_code.")

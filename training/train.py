@@ -42,6 +42,7 @@ from vitpose_plus.modeling import (
     get_preset,
 )
 
+from . import bottom_up_data
 from .config import DatasetConfig, OptimizationConfig, SplitConfig, TrainingConfig
 from .data_pipeline import KeypointCollator, MixedDataset, MixedSampler, TopDownTrainingDataset
 from .transforms import TopDownTransform
@@ -232,13 +233,28 @@ def load_split_rows(dataset: DatasetConfig, split: SplitConfig, spec: KeypointDa
 
 @dataclass
 class TrainingData:
-    """The run's training data: one `TopDownTrainingDataset` per dataset, mixed by the sampler."""
+    """The run's training data: one dataset per run dataset (`TopDownTrainingDataset` or, for bottom-up runs,
+    `BottomUpTrainingDataset`), mixed by the sampler, batched by `collate_fn`."""
 
     specs: list[KeypointDatasetSpec]
-    parts: list[TopDownTrainingDataset]
+    parts: list[Any]
     dataset: MixedDataset
     sampler: MixedSampler
     sizes: list[int] = field(default_factory=list)
+    collate_fn: Any = None
+
+    @classmethod
+    def mixed(cls, config: TrainingConfig, specs: list[KeypointDatasetSpec], parts: list[Any], collate_fn: Any
+              ) -> TrainingData:
+        """The parts concatenated, with the sampler of the run (dataset sizes, or the datasets' `ratio`)."""
+        sizes = [len(p) for p in parts]
+        if sum(sizes) == 0:
+            raise ValueError("The training data has no labelled instance at all.")
+        ratios = [d.ratio for d in config.datasets] if config.datasets[0].ratio is not None else None
+        if ratios is not None:
+            ratios = [0.0 if size == 0 else ratio for ratio, size in zip(ratios, sizes)]
+        sampler = MixedSampler(sizes, seed=config.runtime.seed, ratios=ratios)
+        return cls(specs, parts, MixedDataset(parts), sampler, sizes, collate_fn)
 
 
 def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig, specs: list[KeypointDatasetSpec]
@@ -248,6 +264,8 @@ def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig,
     Raises:
         ValueError: for a dataset without a labelled instance (unless `allow_empty`) or smaller than nothing at all.
     """
+    if config.model.task == "bottom_up":
+        return bottom_up_data.build_bottom_up_training_data(config, model_config, specs)
     processor = VitPosePlusImageProcessor.from_model_config(model_config)
     parts = []
     for index, (dataset, spec) in enumerate(zip(config.datasets, specs)):
@@ -260,18 +278,13 @@ def build_training_data(config: TrainingConfig, model_config: VitPosePlusConfig,
                 "expert and head would stay untrained. Fix the files, or set allow_empty: true for that dataset."
             )
         parts.append(part)
-    sizes = [len(p) for p in parts]
-    if sum(sizes) == 0:
-        raise ValueError("The training data has no labelled instance at all.")
-    ratios = [d.ratio for d in config.datasets] if config.datasets[0].ratio is not None else None
-    if ratios is not None:
-        ratios = [0.0 if size == 0 else ratio for ratio, size in zip(ratios, sizes)]
-    sampler = MixedSampler(sizes, seed=config.runtime.seed, ratios=ratios)
-    return TrainingData(specs, parts, MixedDataset(parts), sampler, sizes)
+    return TrainingData.mixed(config, specs, parts, KeypointCollator(model_config.max_num_keypoints))
 
 
 # ------------------------------------------------------------------------------------------------------ model
 def build_model_config(config: TrainingConfig, specs: list[KeypointDatasetSpec]) -> VitPosePlusConfig:
+    if config.model.task == "bottom_up":
+        return bottom_up_data.bottom_up_model_config(config, specs)
     datasets = [spec.to_dict() for spec in specs]
     overrides = dict(config.model.overrides)
     if config.distillation is not None and config.distillation.knowledge_token:
@@ -291,6 +304,8 @@ def build_model(config: TrainingConfig, model_config: VitPosePlusConfig) -> VitP
     from vitpose_plus.conversion.weight_transfer import transfer_weights
     from vitpose_plus.file_io import load_model_folder
 
+    if config.model.task == "bottom_up":
+        return bottom_up_data.build_bottom_up_model(config, model_config)
     if config.model.mae_checkpoint:
         mae = init_from_mae_state_dict(read_mae_state_dict(config.model.mae_checkpoint), model_config,
                                        source=config.model.mae_checkpoint)
@@ -338,7 +353,8 @@ def build_loader(dataset: Any, sampler: Any, batch_size: int, collate_fn: Any, n
 def build_loader_and_schedule(data: TrainingData, config: TrainingConfig, opt: OptimizationConfig, max_keypoints: int,
                               num_processes: int) -> tuple[torch.utils.data.DataLoader, Schedule]:
     """The training loader (the mixed sampler, whole batches) and the schedule of `opt` over its length per process."""
-    loader, steps_per_epoch = build_loader(data.dataset, data.sampler, opt.batch_size, KeypointCollator(max_keypoints),
+    collate_fn = data.collate_fn or KeypointCollator(max_keypoints)
+    loader, steps_per_epoch = build_loader(data.dataset, data.sampler, opt.batch_size, collate_fn,
                                            config.runtime.num_workers, num_processes, opt.gradient_accumulation_steps)
     return loader, training_schedule(opt, steps_per_epoch)
 
@@ -462,7 +478,8 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
             try:
                 from .plots import plot_learning_curve
 
-                plot_learning_curve(log_path, os.path.join(run.output_dir, "learning_curve.png"))
+                loss_name = "heatmap MSE + AE pull + push" if config.model.task == "bottom_up" else "JointsMSE loss"
+                plot_learning_curve(log_path, os.path.join(run.output_dir, "learning_curve.png"), loss_name)
             except ImportError:
                 logger.info("matplotlib is not installed; skipping the learning-curve plot.")
         accelerator.wait_for_everyone()
@@ -601,26 +618,13 @@ def evaluate_run(accelerator: Any, model: Any, config: TrainingConfig, step: int
     """Evaluate every dataset with a validation split: every rank predicts its share of the images (so all ranks
     run forward passes, as sharded models need), the records are gathered and scored once, and every rank gets the
     metrics."""
-    from accelerate.utils import gather_object
-
-    from vitpose_plus.evaluation.evaluate import predict_split, score_split
-
     unwrapped = accelerator.unwrap_model(model)
     was_training = unwrapped.training
     unwrapped.eval()
-    processor = trained_processor(unwrapped.config, config)
-    metrics: dict[str, dict[str, float]] = {}
-    for index, dataset in enumerate(config.datasets):
-        if dataset.val is None:
-            continue
-        prepared, records = predict_split(
-            unwrapped, processor, dataset.val.annotations, dataset.val.images, index,
-            detections_file=dataset.val.detections, mpii_gt_mat=dataset.val.mpii_gt_mat,
-            batch_size=config.runtime.eval_batch_size, flip_test=config.runtime.flip_test, progress=False,
-            shard=(accelerator.process_index, accelerator.num_processes),
-        )
-        gathered = gather_object(records) if accelerator.num_processes > 1 else records
-        metrics[dataset.name] = score_split(prepared, gathered).metrics
+    if config.model.task == "bottom_up":
+        metrics = bottom_up_data.evaluate_bottom_up_run(accelerator, unwrapped, config)
+    else:
+        metrics = _evaluate_top_down(accelerator, unwrapped, config)
     unwrapped.train(was_training)
     if metrics and accelerator.is_main_process:
         summary = ", ".join(f"{name} {_headline(m)}" for name, m in metrics.items())
@@ -632,6 +636,27 @@ def evaluate_run(accelerator: Any, model: Any, config: TrainingConfig, step: int
     return metrics
 
 
+def _evaluate_top_down(accelerator: Any, model: Any, config: TrainingConfig) -> dict[str, dict[str, float]]:
+    from accelerate.utils import gather_object
+
+    from vitpose_plus.evaluation.evaluate import predict_split, score_split
+
+    processor = trained_processor(model.config, config)
+    metrics: dict[str, dict[str, float]] = {}
+    for index, dataset in enumerate(config.datasets):
+        if dataset.val is None:
+            continue
+        prepared, records = predict_split(
+            model, processor, dataset.val.annotations, dataset.val.images, index,
+            detections_file=dataset.val.detections, mpii_gt_mat=dataset.val.mpii_gt_mat,
+            batch_size=config.runtime.eval_batch_size, flip_test=config.runtime.flip_test, progress=False,
+            shard=(accelerator.process_index, accelerator.num_processes),
+        )
+        gathered = gather_object(records) if accelerator.num_processes > 1 else records
+        metrics[dataset.name] = score_split(prepared, gathered).metrics
+    return metrics
+
+
 def _headline(metrics: dict[str, float]) -> str:
     key = "AP" if "AP" in metrics else "PCKh" if "PCKh" in metrics else next(iter(metrics))
     return f"{key} {metrics[key]:.4f}"
@@ -639,7 +664,9 @@ def _headline(metrics: dict[str, float]) -> str:
 
 def trained_processor(model_config: VitPosePlusConfig, config: TrainingConfig) -> VitPosePlusImageProcessor:
     """The processor saved with the trained model: the run's target sigma and evaluation blur kernel, so the model is
-    decoded everywhere exactly as it was evaluated."""
+    decoded everywhere exactly as it was evaluated (bottom-up: `VitPosePlusBottomUpImageProcessor`)."""
+    if config.model.task == "bottom_up":
+        return bottom_up_data.bottom_up_trained_processor(model_config, config)
     return VitPosePlusImageProcessor.from_model_config(model_config, sigma=config.augmentation.sigma,
                                                        blur_kernel_size=config.runtime.eval_dark_kernel)
 
@@ -654,7 +681,8 @@ def save_trained_model(model: VitPosePlusForPoseEstimation, config: TrainingConf
     card = card_info_for_model(
         model,
         title=os.path.basename(os.path.normpath(config.runtime.output_dir)) or "vitpose-plus-model",
-        description=f"A ViTPose{'+' if model.config.num_experts > 1 else ''} model trained with `vitpose-plus train` "
+        description=f"A {'bottom-up (associative embedding) ' if config.model.task == 'bottom_up' else ''}"
+                    f"ViTPose{'+' if model.config.num_experts > 1 else ''} model trained with `vitpose-plus train` "
                     f"on {', '.join(model.config.dataset_names)}.",
         provenance=[f"Trained with `vitpose-plus train --config {os.path.basename(config.source)}`."],
         measured_results=metrics,

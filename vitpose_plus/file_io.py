@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from .modeling import (
+    VitPosePlusBottomUpConfig,
+    VitPosePlusBottomUpImageProcessor,
     VitPosePlusConfig,
+    VitPosePlusForBottomUpPoseEstimation,
     VitPosePlusForMaskedImageModeling,
     VitPosePlusForPoseEstimation,
     VitPosePlusImageProcessor,
@@ -299,8 +302,11 @@ class FolderLock:
 
 # ------------------------------------------------------------------------------------------------------ model folders
 #: Model classes by `model_type`, for `load_model_folder`; model families register theirs here.
-MODEL_CLASSES: dict[str, type] = {VitPosePlusConfig.model_type: VitPosePlusForPoseEstimation}
-MODEL_CLASSES[VitPosePlusMAEConfig.model_type] = VitPosePlusForMaskedImageModeling  # `vitpose-plus pretrain` folders
+MODEL_CLASSES: dict[str, type] = {
+    VitPosePlusConfig.model_type: VitPosePlusForPoseEstimation,
+    VitPosePlusBottomUpConfig.model_type: VitPosePlusForBottomUpPoseEstimation,
+    VitPosePlusMAEConfig.model_type: VitPosePlusForMaskedImageModeling,  # `vitpose-plus pretrain` folders
+}
 
 
 def check_local_path(path: str | os.PathLike, what: str = "model folder") -> str:
@@ -393,10 +399,10 @@ def save_model_folder(
     """Save `model` as a Hub-ready folder, atomically, and return the written file names.
 
     The folder holds `config.json` (with `auto_map`), safetensors weights (sharded at `max_shard_size`), the modeling
-    code files for `trust_remote_code`, `preprocessor_config.json` (the given processor, or the model's default top-down
-    processor), `README.md` (from `card`: a `hub_cards.ModelCardInfo` or markdown text), `conversion_report.json` (from
-    `report`) and `extra_files` (name -> text). Everything is written into a temporary sibling folder that then
-    replaces `output_dir` in one rename.
+    code files for `trust_remote_code`, `preprocessor_config.json` (the given processor, or the model's default
+    top-down or bottom-up processor), `README.md` (from `card`: a `hub_cards.ModelCardInfo` or markdown text),
+    `conversion_report.json` (from `report`) and `extra_files` (name -> text). Everything is written into a temporary
+    sibling folder that then replaces `output_dir` in one rename.
 
     Raises:
         FileExistsError: when `output_dir` holds files and `overwrite` is False.
@@ -421,6 +427,8 @@ def save_model_folder(
             raise RuntimeError(f"{output_dir}/config.json has no auto_map; the folder would not load remotely.")
         if processor is None and isinstance(model, VitPosePlusForPoseEstimation):
             processor = VitPosePlusImageProcessor.from_model_config(model.config)
+        if processor is None and isinstance(model, VitPosePlusForBottomUpPoseEstimation):
+            processor = VitPosePlusBottomUpImageProcessor.from_model_config(model.config)
         if processor is not None:
             processor.save_pretrained(staging)
         if card is not None:  # markdown, or a card object that renders itself (hub_cards.cards.ModelCardInfo)
