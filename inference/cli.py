@@ -10,12 +10,18 @@ from vitpose_plus.cli import DefaultsFormatter, dataset_argument
 
 def model_kind(model_id: str) -> str:
     """`"bottom-up"` or `"top-down"`, from the `model_type` of a model folder's (or Hub id's) `config.json`."""
+    import os
+
     from transformers import PretrainedConfig
 
-    from vitpose_plus.file_io import check_local_path
+    from vitpose_plus.file_io import check_local_path, read_json_file
     from vitpose_plus.modeling import VitPosePlusBottomUpConfig
 
-    config, _ = PretrainedConfig.get_config_dict(check_local_path(model_id))
+    path = check_local_path(model_id)
+    if os.path.isfile(os.path.join(path, "config.json")):  # local: our reader names a truncated or broken file
+        config = read_json_file(os.path.join(path, "config.json"), "model config")
+    else:
+        config, _ = PretrainedConfig.get_config_dict(path)
     return "bottom-up" if config.get("model_type") == VitPosePlusBottomUpConfig.model_type else "top-down"
 
 

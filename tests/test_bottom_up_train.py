@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import coco_dict, write_images, write_json
+from helpers import coco_dict, run_without_package, write_images, write_json
 
 from vitpose_plus.evaluation.bottom_up import evaluate_bottom_up
 from vitpose_plus.file_io import load_model_folder
@@ -202,12 +200,7 @@ def test_remote_code_load_of_the_trained_folder(trained, tmp_path, capsys):
         expected = model(**inputs, dataset_index=1, flip_test=True)
     script = textwrap.dedent(
         f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "vitpose_plus" or name.startswith("vitpose_plus."):
-                    raise ImportError("vitpose_plus is not importable in this process")
-        sys.meta_path.insert(0, Block())
+        import sys
         import numpy as np, torch
         from transformers import AutoImageProcessor, AutoModelForPoseEstimation
         folder = {str(folder)!r}
@@ -223,11 +216,7 @@ def test_remote_code_load_of_the_trained_folder(trained, tmp_path, capsys):
         torch.save({{"heatmaps": out.heatmaps, "tags": out.tags, "people": people}}, {str(tmp_path / "out.pt")!r})
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(script, tmp_path)
     got = torch.load(tmp_path / "out.pt", weights_only=False)
     torch.testing.assert_close(got["heatmaps"], expected.heatmaps, atol=0, rtol=0)
     torch.testing.assert_close(got["tags"], expected.tags, atol=0, rtol=0)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_without_package
 
 from vitpose_plus.modeling import (
     VitPosePlusConfig,
@@ -378,11 +377,7 @@ def test_trust_remote_code_in_fresh_process(tmp_path, images):
         torch.save({{"logits": out.logits, "loss": out.loss}}, {str(tmp_path / "out.pt")!r})
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf_home")},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(script, tmp_path)
     out = torch.load(tmp_path / "out.pt")
     torch.testing.assert_close(out["logits"], expected.logits, atol=0, rtol=0)
     torch.testing.assert_close(out["loss"], expected.loss, atol=0, rtol=0)
