@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
+from _bench_utils import add_runtime_arguments, describe, prepare, runtime, timed
 
 from vitpose_plus.modeling import (
     VitPosePlusBottomUpConfig,
@@ -30,25 +30,11 @@ from vitpose_plus.modeling import (
 )
 from vitpose_plus.modeling.bottom_up_predictor import BottomUpPredictor
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
 
 def median_seconds(fn, repeats: int, warmup: int, device: torch.device) -> float:
     for _ in range(warmup):
         fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(fn, device) for _ in range(repeats))
 
 
 def build_model(args: argparse.Namespace) -> tuple[torch.nn.Module, VitPosePlusBottomUpImageProcessor]:
@@ -74,21 +60,15 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a trained bottom-up model folder instead of --preset")
     parser.add_argument("--image-size", type=int, default=512, help="square test images of this side")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--flip-test", action="store_true", help="flip test in the end-to-end stage")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    add_runtime_arguments(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    device, dtype = runtime(args)
 
     model, processor = build_model(args)
-    model = model.to(device, dtype).eval()
-    runner = torch.compile(model) if args.compile else model
+    runner = prepare(model.eval(), args, device, dtype)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (args.image_size, args.image_size, 3), dtype=np.uint8)
               for _ in range(args.batch_size)]
@@ -107,8 +87,7 @@ def main() -> None:
 
     name = args.model or args.preset
     height, width = pixel_values.shape[-2:]
-    print(f"bottom-up {name}, {height}x{width} input, batch {args.batch_size}, {args.dtype}, "
-          f"{'compiled, ' if args.compile else ''}device {device}, {torch.get_num_threads()} threads, "
+    print(f"bottom-up {name}, {height}x{width} input, batch {args.batch_size}, {describe(args, device)}, "
           f"median of {args.repeats}")
     print("| stage | median s / batch | images/s |")
     print("|---|---|---|")

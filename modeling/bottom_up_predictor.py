@@ -19,6 +19,7 @@ import torch
 
 from .image_processing_vitpose_plus import to_rgb_array
 from .image_processing_vitpose_plus_bottom_up import VitPosePlusBottomUpImageProcessor
+from .top_down import coco_keypoint_record
 
 
 @dataclass
@@ -47,9 +48,7 @@ class BottomUpPrediction:
 
     def to_coco(self, image_id: int, category_id: int = 1) -> dict[str, Any]:
         """A COCO keypoint result record: `keypoints` `[x, y, score] * K`, `score`, `bbox` (xywh)."""
-        flat = np.concatenate([self.keypoints, self.keypoint_scores[:, None]], axis=1).reshape(-1)
-        return {"image_id": image_id, "category_id": int(category_id), "keypoints": [float(v) for v in flat],
-                "score": float(self.score), "bbox": [float(v) for v in self.bbox]}
+        return coco_keypoint_record(self, image_id, category_id)
 
 
 def keypoint_box(keypoints: np.ndarray) -> tuple[np.ndarray, float]:

@@ -50,6 +50,14 @@ class ImageInstances:
         return len(self.boxes) if self.boxes is not None else len(self.centers)
 
 
+def coco_keypoint_record(prediction: Any, image_id: int, category_id: int = 1) -> dict[str, Any]:
+    """The COCO keypoint result record of a prediction with `keypoints` `(K, 2)`, `keypoint_scores` `(K,)`, `score`
+    and an xywh `bbox` (top-down and bottom-up alike): `keypoints` `[x, y, score] * K`."""
+    flat = np.concatenate([prediction.keypoints, prediction.keypoint_scores[:, None]], axis=1).reshape(-1)
+    return {"image_id": image_id, "category_id": int(category_id), "keypoints": [float(v) for v in flat],
+            "score": float(prediction.score), "bbox": [float(v) for v in prediction.bbox]}
+
+
 @dataclass
 class PosePrediction:
     """One predicted instance.
@@ -79,9 +87,7 @@ class PosePrediction:
 
     def to_coco(self, image_id: int, category_id: int = 1) -> dict[str, Any]:
         """A COCO keypoint result record: `keypoints` `[x, y, score] * K`, `score`, `bbox` (xywh)."""
-        flat = np.concatenate([self.keypoints, self.keypoint_scores[:, None]], axis=1).reshape(-1)
-        return {"image_id": image_id, "category_id": int(category_id), "keypoints": [float(v) for v in flat],
-                "score": float(self.score), "bbox": [float(v) for v in self.bbox]}
+        return coco_keypoint_record(self, image_id, category_id)
 
 
 class TopDownPredictor:
@@ -207,4 +213,4 @@ def _box_of(corners: torch.Tensor) -> np.ndarray:
     return np.array([x1, y1, x2 - x1 + 1, y2 - y1 + 1])
 
 
-__all__ = ["KEYPOINT_SCORE_THRESHOLD", "ImageInstances", "PosePrediction", "TopDownPredictor"]
+__all__ = ["KEYPOINT_SCORE_THRESHOLD", "ImageInstances", "PosePrediction", "TopDownPredictor", "coco_keypoint_record"]
