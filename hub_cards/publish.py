@@ -17,30 +17,23 @@ from .catalog_cards import CATALOG_VARIANTS
 
 logger = logging.getLogger(__name__)
 
-#: Code files a trust_remote_code folder must hold (the modeling folder is self-contained).
-REMOTE_CODE_FILES = (
+#: The model files every trust_remote_code folder holds (the modeling folder is self-contained).
+MODEL_CODE_FILES = (
     "configuration_vitpose_plus.py",
     "modeling_vitpose_plus.py",
     "image_processing_vitpose_plus.py",
     "keypoint_codecs.py",
     "dataset_specs.py",
     "catalog.py",
-    "pipeline_vitpose_plus.py",
-    "top_down.py",
-    "person_detection.py",
 )
+#: Code files of a top-down folder: the model's and its keypoint-detection pipeline with what that pipeline runs.
+REMOTE_CODE_FILES = MODEL_CODE_FILES + ("pipeline_vitpose_plus.py", "top_down.py", "person_detection.py")
 #: Code files a trust_remote_code MAE pre-training folder (`vitpose-plus pretrain`) holds: the pose model's files, whose
 #: backbone the MAE encoder is, plus the MAE config and model.
 MAE_REMOTE_CODE_FILES = REMOTE_CODE_FILES + ("configuration_vitpose_plus_mae.py", "modeling_vitpose_plus_mae.py")
 #: Code files of a bottom-up (associative embedding) folder: the top-down model files its classes build on, and its
 #: own (it ships no keypoint-detection pipeline: that pipeline crops boxes).
-BOTTOM_UP_REMOTE_CODE_FILES = (
-    "configuration_vitpose_plus.py",
-    "modeling_vitpose_plus.py",
-    "image_processing_vitpose_plus.py",
-    "keypoint_codecs.py",
-    "dataset_specs.py",
-    "catalog.py",
+BOTTOM_UP_REMOTE_CODE_FILES = MODEL_CODE_FILES + (
     "configuration_vitpose_plus_bottom_up.py",
     "modeling_vitpose_plus_bottom_up.py",
     "image_processing_vitpose_plus_bottom_up.py",

@@ -713,3 +713,21 @@ def run_without_package(script: str, cwd: str | os.PathLike, timeout: float = 30
                             env=env)
     assert result.returncode == 0, f"the fresh process failed:\n{result.stderr[-4000:]}"
     return result
+
+
+def write_yaml_config(tmp_path: Any, config: dict[str, Any], sections: dict[str, Any],
+                      name: str = "config.yaml") -> str:
+    """`config` with `sections` applied (a dict updates the section of that name, anything else replaces it), written
+    as `tmp_path/name`; returns its path. The config writers of the training tests build on it."""
+    import yaml
+
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    os.makedirs(tmp_path, exist_ok=True)
+    path = os.path.join(os.fspath(tmp_path), name)
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle)
+    return path

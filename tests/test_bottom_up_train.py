@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import coco_dict, run_without_package, write_images, write_json
+from helpers import coco_dict, run_without_package, write_images, write_json, write_yaml_config
 
 from vitpose_plus.evaluation.bottom_up import evaluate_bottom_up
 from vitpose_plus.file_io import load_model_folder
@@ -40,15 +40,7 @@ def write_config(tmp_path, **sections) -> str:
             {"name": "ap10k", "synthetic": {"train_images": 6, "val_images": 2, "seed": 1, "image_size": [96, 96]}},
         ],
     }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_yaml_config(tmp_path, config, sections)
 
 
 # ----------------------------------------------------------------------------------------------- config

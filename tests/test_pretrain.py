@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
+from helpers import write_yaml_config
 
 from vitpose_plus.modeling import VitPosePlusForMaskedImageModeling
 from vitpose_plus.training.pretrain import (
@@ -48,15 +48,7 @@ def write_config(tmp_path, **sections) -> str:
              "synthetic": {"train_images": 4, "val_images": 0, "seed": 1, "image_size": [96, 96]}},
         ],
     }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "pretrain.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_yaml_config(tmp_path, config, sections, "pretrain.yaml")
 
 
 def checkpoint_weights(output_dir) -> dict[str, torch.Tensor]:

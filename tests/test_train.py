@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-import yaml
+from helpers import write_yaml_config
 
 from vitpose_plus import VitPosePlusForPoseEstimation
 from vitpose_plus.training.config import load_training_config
@@ -37,15 +37,7 @@ def write_config(tmp_path, **sections) -> str:
             {"name": "ap10k", "synthetic": {"train_images": 6, "val_images": 0, "seed": 1, "image_size": [96, 96]}},
         ],
     }
-    for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key].update(value)
-        else:
-            config[key] = value
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_yaml_config(tmp_path, config, sections)
 
 
 def final_weights(output_dir) -> dict[str, torch.Tensor]:
