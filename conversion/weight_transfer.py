@@ -86,10 +86,10 @@ def transfer_weights(source: VitPosePlusForPoseEstimation, target: VitPosePlusFo
             key = rule.keys[0]
             if key not in source_state or source_state[key].shape != target_state[name].shape:
                 fresh[name] = "shape differs from the source's, kept at its initialisation (allow_partial_init)"
-                left_behind.update(rule.keys)
                 del plan[name]
         used = {key for rule in plan.values() for key in rule.keys}
-        left_behind.update(key for key in source_state if key not in used)  # e.g. the blocks of a deeper source
+        # mis-shaped tensors and those with no counterpart at all (e.g. the blocks of a deeper source)
+        left_behind = {key for key in source_state if key not in used}
     t_names = set(target.config.dataset_names)
 
     def ignore(key: str) -> str | None:

@@ -89,6 +89,19 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_arguments(parser: argparse.ArgumentParser, set_example: str = "optimization.max_steps=100") -> None:
+    """The options every Accelerate run command shares (train, pretrain, distill token)."""
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint of the output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
+    parser.add_argument("--output-dir", default=None, help="override runtime.output_dir")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {set_example} (YAML value)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+
+
 def register_pretrain(subparsers: argparse._SubParsersAction) -> None:
     """Add `pretrain` (MAE pre-training of the backbone) to the top-level parser's sub-parsers."""
     from .pretraining_config import bundled_pretraining_configs
@@ -105,15 +118,7 @@ def register_pretrain(subparsers: argparse._SubParsersAction) -> None:
     pretrain.add_argument("--config", default=None,
                           help=f"pre-training config YAML, or a bundled one by name "
                                f"({', '.join(bundled_pretraining_configs())}); default: synthetic_mae")
-    pretrain.add_argument("--resume", action="store_true",
-                          help="continue from the newest checkpoint of the output folder")
-    pretrain.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
-    pretrain.add_argument("--output-dir", default=None, help="override runtime.output_dir")
-    pretrain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="override a config value, e.g. --set optimization.max_steps=100 (YAML value)")
-    pretrain.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    pretrain.add_argument("--stop-after", type=int, default=None,
-                          help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+    _add_run_arguments(pretrain)
     pretrain.set_defaults(func=_run_pretrain)
 
 
@@ -131,16 +136,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--config", default=None,
                        help=f"run config YAML, or a bundled one by name ({', '.join(bundled_configs())}); "
                             "default: synthetic")
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint of the output folder")
-    train.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
     train.add_argument("--check-data", action="store_true",
                        help="validate every data file of the config, print the instance table and stop")
-    train.add_argument("--output-dir", default=None, help="override runtime.output_dir")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set optimization.max_steps=100 (YAML value)")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    train.add_argument("--stop-after", type=int, default=None,
-                       help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+    _add_run_arguments(train)
     train.set_defaults(func=_run_train)
 
     finetune = subparsers.add_parser(
@@ -218,12 +216,5 @@ def _register_distill(subparsers: argparse._SubParsersAction) -> None:
     )
     token.add_argument("--teacher", default=None, help="the teacher's model folder (default: distillation.teacher)")
     token.add_argument("--config", default=None, help="the student's run config (YAML file or bundled name)")
-    token.add_argument("--output-dir", default=None, help="override runtime.output_dir")
-    token.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set distillation.token_learning.max_epochs=2")
-    token.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
-    token.add_argument("--overwrite", action="store_true", help="replace a previous run in the output folder")
-    token.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    token.add_argument("--stop-after", type=int, default=None,
-                       help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+    _add_run_arguments(token, set_example="distillation.token_learning.max_epochs=2")
     token.set_defaults(func=_run_distill_token)

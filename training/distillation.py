@@ -451,8 +451,7 @@ def learn_knowledge_token(config: TrainingConfig, teacher: str | None = None, re
         learner = KnowledgeTokenLearner(frozen, student_config.hidden_size, table, student_config.max_num_keypoints)
         optimizer = torch.optim.AdamW(learner.parameters(), lr=opt.learning_rate, betas=tuple(opt.betas),
                                       weight_decay=0.0)
-        loader, schedule = build_loader_and_schedule(data, token_config, opt, student_config.max_num_keypoints,
-                                                     accelerator.num_processes)
+        loader, schedule = build_loader_and_schedule(data, token_config, opt, accelerator.num_processes)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
         learner, optimizer, loader = accelerator.prepare(learner, optimizer, loader)
         accelerator.register_for_checkpointing(scheduler)

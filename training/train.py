@@ -350,11 +350,11 @@ def build_loader(dataset: Any, sampler: Any, batch_size: int, collate_fn: Any, n
     return loader, max(batches_per_process // gradient_accumulation_steps, 1)
 
 
-def build_loader_and_schedule(data: TrainingData, config: TrainingConfig, opt: OptimizationConfig, max_keypoints: int,
+def build_loader_and_schedule(data: TrainingData, config: TrainingConfig, opt: OptimizationConfig,
                               num_processes: int) -> tuple[torch.utils.data.DataLoader, Schedule]:
-    """The training loader (the mixed sampler, whole batches) and the schedule of `opt` over its length per process."""
-    collate_fn = data.collate_fn or KeypointCollator(max_keypoints)
-    loader, steps_per_epoch = build_loader(data.dataset, data.sampler, opt.batch_size, collate_fn,
+    """The training loader (the mixed sampler, the data's collator, whole batches) and the schedule of `opt` over its
+    length per process."""
+    loader, steps_per_epoch = build_loader(data.dataset, data.sampler, opt.batch_size, data.collate_fn,
                                            config.runtime.num_workers, num_processes, opt.gradient_accumulation_steps)
     return loader, training_schedule(opt, steps_per_epoch)
 
@@ -438,8 +438,7 @@ def train(config: TrainingConfig, resume: bool = False, overwrite: bool = False,
                                  "dataset's samples, so a rank without them would never join the head's sync.")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = build_optimizer(model, config)
-        loader, schedule = build_loader_and_schedule(data, config, opt, model_config.max_num_keypoints,
-                                                     accelerator.num_processes)
+        loader, schedule = build_loader_and_schedule(data, config, opt, accelerator.num_processes)
         # The scheduler is not passed to `prepare`: Accelerate's wrapper would step it once per process per optimizer
         # step (8x too fast on 8 processes). It is stepped here once per optimizer step and checkpointed with the rest.
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.lr_factor)
