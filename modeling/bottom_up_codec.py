@@ -176,21 +176,32 @@ def generate_heatmaps(
     x0 = y0 = 3 * sigma + 1
     gaussian = np.exp(-((grid[None, :] - x0) ** 2 + (grid[:, None] - y0) ** 2) / (2 * sigma**2))
     heatmaps = np.zeros((num_keypoints, height, width), dtype=np.float32)
-    for person in np.asarray(joints):
-        for idx, point in enumerate(person[:num_keypoints]):
-            if not point[2] > 0:
+    # Python scalars: the per-joint loop is the training data's hot path (int() truncates and round() rounds half to
+    # even exactly as the original's int() and np.round on these values).
+    for person in _joint_rows(joints, num_keypoints):
+        for idx, (px, py, visible) in enumerate(person):
+            if not visible > 0:
                 continue
-            x, y = int(point[0]), int(point[1])
+            x, y = int(px), int(py)
             if x < 0 or y < 0 or x >= width or y >= height:
                 continue
-            ul = int(np.round(x - 3 * sigma - 1)), int(np.round(y - 3 * sigma - 1))
-            br = int(np.round(x + 3 * sigma + 2)), int(np.round(y + 3 * sigma + 2))
+            ul = round(x - 3 * sigma - 1), round(y - 3 * sigma - 1)
+            br = round(x + 3 * sigma + 2), round(y + 3 * sigma + 2)
             c, d = max(0, -ul[0]), min(br[0], width) - ul[0]
             a, b = max(0, -ul[1]), min(br[1], height) - ul[1]
             cc, dd = max(0, ul[0]), min(br[0], width)
             aa, bb = max(0, ul[1]), min(br[1], height)
-            heatmaps[idx, aa:bb, cc:dd] = np.maximum(heatmaps[idx, aa:bb, cc:dd], gaussian[a:b, c:d])
+            window = heatmaps[idx, aa:bb, cc:dd]
+            np.maximum(window, gaussian[a:b, c:d], out=window)
     return heatmaps
+
+
+def _joint_rows(joints: np.ndarray, num_keypoints: int) -> list[list[list[float]]]:
+    """`(num_people, K, >= 3)` joints as nested Python lists of `(x, y, v)` (float32 values widened exactly)."""
+    joints = np.asarray(joints)
+    if joints.size == 0:
+        return []
+    return joints[:, :num_keypoints, :3].astype(np.float64).tolist()
 
 
 def encode_joints(
@@ -216,11 +227,11 @@ def encode_joints(
     """
     width, height = int(output_size[0]), int(output_size[1])
     encoded = np.zeros((max_num_people, num_keypoints, 2), dtype=np.int64)
-    for i, person in enumerate(np.asarray(joints)[:max_num_people]):
+    for i, person in enumerate(_joint_rows(joints, num_keypoints)[:max_num_people]):
         slot = 0
-        for idx, point in enumerate(person[:num_keypoints]):
-            x, y = int(point[0]), int(point[1])
-            if point[2] > 0 and 0 <= y < height and 0 <= x < width:
+        for idx, (px, py, visible) in enumerate(person):
+            x, y = int(px), int(py)
+            if visible > 0 and 0 <= y < height and 0 <= x < width:
                 encoded[i, slot] = (idx * width * height + y * width + x, 1)
                 slot += 1
     return encoded

@@ -111,6 +111,66 @@ def test_target_encoder_combines_both_and_checks_shapes():
         encoder.encode(np.zeros((1, 3, 3)))
 
 
+def _original_heatmap_generator(joints, num_joints, output_res, sigma):
+    """mmpose 0.x `HeatmapGenerator.__call__` (non-UDP, square `output_res` generalised to `(W, H)`), transcribed."""
+    width, height = output_res
+    size = 6 * sigma + 3
+    x = np.arange(0, size, 1, np.float32)
+    y = x[:, None]
+    x0 = y0 = 3 * sigma + 1
+    g = np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sigma**2))
+    hms = np.zeros((num_joints, height, width), dtype=np.float32)
+    for p in joints:
+        for idx, pt in enumerate(p):
+            if pt[2] > 0:
+                x, y = int(pt[0]), int(pt[1])
+                if x < 0 or y < 0 or x >= width or y >= height:
+                    continue
+                ul = int(np.round(x - 3 * sigma - 1)), int(np.round(y - 3 * sigma - 1))
+                br = int(np.round(x + 3 * sigma + 2)), int(np.round(y + 3 * sigma + 2))
+                c, d = max(0, -ul[0]), min(br[0], width) - ul[0]
+                a, b = max(0, -ul[1]), min(br[1], height) - ul[1]
+                cc, dd = max(0, ul[0]), min(br[0], width)
+                aa, bb = max(0, ul[1]), min(br[1], height)
+                hms[idx, aa:bb, cc:dd] = np.maximum(hms[idx, aa:bb, cc:dd], g[a:b, c:d])
+    return hms
+
+
+def _original_joints_encoder(joints, num_joints, output_res, max_num_people):
+    """mmpose 0.x `JointsEncoder.__call__` (`tag_per_joint=True`), transcribed, with the persons capped."""
+    width, height = output_res
+    visible_nodes = np.zeros((max_num_people, num_joints, 2), dtype=np.float32)
+    for i in range(min(len(joints), max_num_people)):
+        tot = 0
+        for idx, pt in enumerate(joints[i]):
+            x, y = int(pt[0]), int(pt[1])
+            if pt[2] > 0 and 0 <= y < height and 0 <= x < width:
+                visible_nodes[i][tot] = (idx * width * height + y * width + x, 1)
+                tot += 1
+    return visible_nodes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_targets_equal_the_original_loops_on_random_joints(seed):
+    # The codec's per-joint loop runs on Python scalars (the data pipeline's hot path); it must stay bit-identical
+    # to the original's numpy loop, including truncation of negative coordinates and half-to-even window rounding.
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        people, k = int(rng.integers(0, 6)), int(rng.integers(1, 20))
+        width, height = int(rng.integers(4, 80)), int(rng.integers(4, 80))
+        joints = np.zeros((people, k, 3), np.float32)
+        joints[..., 0] = rng.uniform(-10, width + 10, (people, k))
+        joints[..., 1] = rng.uniform(-10, height + 10, (people, k))
+        joints[..., 2] = rng.integers(0, 3, (people, k))
+        if rng.random() < 0.3:
+            joints[..., :2] = np.round(joints[..., :2] * 2) / 2  # half-integers and exact integers
+        sigma = float(rng.choice([1.0, 1.5, 2.0, 2.5, 3.0]))
+        np.testing.assert_array_equal(generate_heatmaps(joints, k, (width, height), sigma),
+                                      _original_heatmap_generator(joints, k, (width, height), sigma))
+        np.testing.assert_array_equal(encode_joints(joints, k, (width, height), 4),
+                                      _original_joints_encoder(joints, k, (width, height), 4).astype(np.int64))
+
+
 # ----------------------------------------------------------------------------------------------------------- geometry
 def _original_affine(center, scale, rot, output_size, inv=False):
     """Transcription of mmpose 0.x `get_affine_transform` (float32 points, cv2.getAffineTransform)."""
