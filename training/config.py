@@ -55,6 +55,11 @@ class SyntheticConfig:
     image_size: list[int] = field(default_factory=lambda: [256, 256])
     max_instances: int = 3
 
+    @property
+    def split_seeds(self) -> dict[str, int]:
+        """The generator seed of each split: the validation images are a stream disjoint from the training ones."""
+        return {"train": self.seed, "val": self.seed + 1_000_003}
+
 
 @dataclass
 class DatasetConfig:

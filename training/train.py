@@ -200,8 +200,8 @@ def materialise_synthetic(config: TrainingConfig, is_main: bool, progress: bool 
         if synth is None:
             continue
         spec = resolve_spec(dataset)
-        for split, count, seed in (("train", synth.train_images, synth.seed),
-                                   ("val", synth.val_images, synth.seed + 1_000_003)):
+        for split, count in (("train", synth.train_images), ("val", synth.val_images)):
+            seed = synth.split_seeds[split]
             if count <= 0 or split not in splits:
                 continue
             key = hashlib.sha256(json.dumps([spec.to_dict(), count, seed, list(synth.image_size), synth.max_instances],
